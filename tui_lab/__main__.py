@@ -1,0 +1,3 @@
+from tui_lab.cli import main
+
+main()

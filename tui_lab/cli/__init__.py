@@ -1,0 +1,45 @@
+"""The ``tui-lab`` command line (Typer). Commands import torch lazily, inside themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import experiments, train
+
+app = typer.Typer(
+    name="tui-lab",
+    help="A terminal lab for training small GPT-style language models. Run with no command to open the app.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("init")(experiments.init_cmd)
+app.command("check")(experiments.check_cmd)
+app.command("list")(experiments.list_cmd)
+app.command("train")(train.train_cmd)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiments file for the app."),
+) -> None:
+    """With no command: open the terminal app on ./experiments.toml (or --config)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .common import fail, load_config
+
+    cfg = load_config(config)
+    try:
+        from ..app import run_app
+    except ImportError:
+        fail("the terminal app is not available in this build")
+    run_app(cfg)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,107 @@
+"""`tui-lab init`, `tui-lab check`, `tui-lab list`: the experiments file and what it defines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .common import ConfigOption, console, fail, load_config
+
+
+def init_cmd(
+    path: Path = typer.Argument(Path("experiments.toml"), help="Where to write the default experiments file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write the default experiments file (exp1-exp7 and the offline demo)."""
+    from ..config import default_experiments_text
+    from ..runs.store import write_atomic
+
+    if path.exists() and not force:
+        fail(f"{path} exists; use --force to overwrite it")
+    try:
+        write_atomic(path, default_experiments_text())
+    except OSError as exc:
+        fail(f"{path}: cannot write: {exc.strerror}")
+    console.print(f"wrote {path}")
+
+
+def check_cmd(
+    args: Optional[list[str]] = typer.Argument(None, metavar="[FILE] [NAME]...",
+                                               help="Experiments file, then experiment names for --sanity."),
+    sanity: bool = typer.Option(False, "--sanity", help="Also build each model and its data and run quick sanity checks."),
+    device: str = typer.Option("cpu", "--device", help="Device for --sanity."),
+) -> None:
+    """Validate an experiments file without running anything (exit 2 on the first bad key)."""
+    args = list(args or [])
+    file: Path | None = None
+    if args and (args[0].endswith(".toml") or Path(args[0]).is_file()):
+        file = Path(args.pop(0))
+    cfg = load_config(file)
+    console.print(f"[green]ok[/] {cfg.path}: {len(cfg.names)} experiments ({', '.join(cfg.names)})")
+    if args and not sanity:
+        fail("experiment names are only taken with --sanity")
+    if not sanity:
+        return
+    from ..errors import TuiLabError
+    from ..train.sanity import run_sanity_checks
+
+    names = args or cfg.names
+    failed = False
+    for name in names:
+        try:
+            exp = cfg.get(name)
+            checks = run_sanity_checks(exp, device=device)
+        except TuiLabError as exc:
+            fail(str(exc))
+        for c in checks:
+            mark = "[green]pass[/]" if c.ok else "[red]FAIL[/]"
+            console.print(f"{mark} {name}: {c.name}: {c.detail}")
+            failed |= not c.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def experiment_rows(cfg) -> list[dict[str, Any]]:
+    """One row per experiment: kind, exact parameter count, data, cached token counts."""
+    from ..data import cached_token_counts
+    from ..models.counting import count_parameters_of_config
+
+    rows = []
+    for name, exp in cfg.experiments.items():
+        n_params = count_parameters_of_config(exp.model.model_dump())
+        d = exp.data
+        dataset = d.path or (f"{d.dataset}/{d.config}" if d.config else d.dataset)
+        counts = cached_token_counts(d, "train")
+        train_tokens = counts["n_tokens"] if counts else None
+        rows.append({
+            "name": name, "kind": exp.model.kind, "num_params": n_params, "dataset": dataset,
+            "tokenizer": d.tokenizer, "train_tokens": train_tokens,
+            "chinchilla_ratio": round(train_tokens / n_params, 3) if train_tokens else None,
+            "description": exp.description,
+        })
+    return rows
+
+
+def list_cmd(
+    config: Optional[Path] = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
+) -> None:
+    """List the experiments: model kind, exact parameter count, dataset, tokenizer, tokens, D/N."""
+    cfg = load_config(config)
+    rows = experiment_rows(cfg)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=str(cfg.path), title_justify="left")
+    for col, just in (("experiment", "left"), ("kind", "left"), ("params", "right"), ("dataset", "left"),
+                      ("tokenizer", "left"), ("train tokens", "right"), ("D/N (Chinchilla: 20)", "right")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], f"{r['num_params']:,}", r["dataset"], r["tokenizer"],
+                      f"{r['train_tokens']:,}" if r["train_tokens"] else "not cached",
+                      f"{r['chinchilla_ratio']:.2f}" if r["chinchilla_ratio"] else "-")
+    console.print(table)

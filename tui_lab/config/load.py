@@ -1,0 +1,193 @@
+"""Read ``experiments.toml``, apply ``--set section.key=value`` overrides, validate.
+
+Every failure is a :class:`ConfigError` whose message names the file, the experiment
+and the key at fault (and the line for TOML syntax errors); the CLI prints it and
+exits with code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import TuiLabError
+from .schema import Experiment, ExperimentsFile
+
+DEFAULT_FILENAME = "experiments.toml"
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class ConfigError(TuiLabError):
+    """A config file or override that cannot be used; ``str(err)`` is the user message."""
+
+
+def default_experiments_text() -> str:
+    """The ``experiments.toml`` shipped inside the package (written by ``tui-lab init``)."""
+    return resources.files("tui_lab.config").joinpath("default_experiments.toml").read_text("utf-8")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run `tui-lab init` to write the default one)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: {len(raw):,} bytes is too large for an experiments file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is invalid)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes: not a TOML text file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def _loc_to_key(loc: tuple[Any, ...]) -> tuple[str | None, str]:
+    """Turn a pydantic error location into (experiment name, dotted key)."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["experiments"] and len(parts) >= 2:
+        rest = [p for p in parts[2:] if not p.startswith("function-")]
+        return parts[1], ".".join(rest) or "(the experiment table)"
+    return None, ".".join(parts) or "(top level)"
+
+
+def format_validation_error(path: Path | str, err: ValidationError) -> str:
+    """One line per problem: ``FILE: experiment 'NAME': key 'model.d_model': message``."""
+    lines = []
+    for e in err.errors(include_url=False):
+        exp, key = _loc_to_key(e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        where = f"experiment '{exp}': " if exp else ""
+        got = ""
+        if e["type"] not in ("missing",) and "input" in e and not isinstance(e["input"], dict):
+            got = f" (got {e['input']!r})"
+        lines.append(f"{path}: {where}key '{key}': {msg}{got}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value``; the value is read as a TOML value, else as a string.
+
+    >>> parse_override("train.lr=1e-3")
+    ('train.lr', 0.001)
+
+    Raises:
+        ConfigError: when there is no ``=`` or the key is not ``section.key``.
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=3e-4")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key or any(not part.strip() for part in key.split(".")) or "." not in key:
+        raise ConfigError(f"--set {text!r}: the key must be section.key, e.g. data.path or train.max_steps")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def apply_overrides(raw_exp: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of one experiment's raw table with ``--set`` overrides applied."""
+    out = copy.deepcopy(raw_exp)
+    for text in overrides:
+        key, value = parse_override(text)
+        *sections, leaf = key.split(".")
+        node = out
+        for section in sections:
+            nxt = node.setdefault(section, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {text!r}: '{section}' is not a table")
+            node = nxt
+        node[leaf] = value
+    return out
+
+
+class ExperimentsConfig:
+    """A validated experiments file: ``.experiments`` (name → :class:`Experiment`),
+    ``.settings`` and ``.path``; ``.raw`` keeps the TOML tables for overrides."""
+
+    def __init__(self, path: Path, raw: dict[str, Any], parsed: ExperimentsFile):
+        self.path = path
+        self.raw = raw
+        self.settings = parsed.settings
+        self.experiments = parsed.experiments
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.experiments)
+
+    def get(self, name: str, overrides: list[str] | None = None) -> Experiment:
+        """The experiment ``name`` with ``--set`` overrides applied and re-validated.
+
+        Raises:
+            ConfigError: unknown experiment, or an override that makes it invalid.
+        """
+        if name not in self.experiments:
+            known = ", ".join(self.names) or "none"
+            raise ConfigError(f"{self.path}: no experiment named {name!r} (known: {known})")
+        if not overrides:
+            return self.experiments[name]
+        table = apply_overrides(self.raw["experiments"][name], overrides)
+        return validate_experiment(table, name, source=f"{self.path} (with --set)")
+
+
+def _inject_names(raw: dict[str, Any]) -> dict[str, Any]:
+    data = dict(raw)
+    exps = data.get("experiments")
+    if isinstance(exps, dict):
+        data["experiments"] = {
+            name: ({**table, "name": name} if isinstance(table, dict) else table)
+            for name, table in exps.items()
+        }
+    return data
+
+
+def validate_experiment(table: dict[str, Any], name: str, source: str = "<config>") -> Experiment:
+    """Validate one experiment's raw table (e.g. a run's saved ``config.json``)."""
+    try:
+        parsed = ExperimentsFile.model_validate({"experiments": {name: {**table, "name": name}}})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+    return parsed.experiments[name]
+
+
+def load_experiments(path: Path | str | None = None) -> ExperimentsConfig:
+    """Load and validate an experiments file (``./experiments.toml`` by default).
+
+    Raises:
+        ConfigError: missing file, TOML syntax error (with line), or schema errors,
+            each naming the file, experiment and key.
+    """
+    path = Path(path) if path is not None else Path(DEFAULT_FILENAME)
+    raw = _read_toml(path)
+    if "experiments" not in raw:
+        raise ConfigError(f"{path}: no [experiments.NAME] tables: nothing to run")
+    if not isinstance(raw["experiments"], dict) or not raw["experiments"]:
+        raise ConfigError(f"{path}: key 'experiments' must hold at least one [experiments.NAME] table")
+    try:
+        parsed = ExperimentsFile.model_validate(_inject_names(raw))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
+    return ExperimentsConfig(path, raw, parsed)
+
+
+def experiment_to_table(exp: Experiment) -> dict[str, Any]:
+    """The resolved experiment as a plain dict (saved with each run as ``config.json``)."""
+    return exp.model_dump(mode="json")

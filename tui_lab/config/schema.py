@@ -1,0 +1,171 @@
+"""The schema of ``experiments.toml``: one experiment = ``model`` + ``data`` + ``train`` tables.
+
+Validation is done by pydantic (strict types, unknown keys refused); the checks that
+span several keys (``d_model % num_heads``, ``max_steps`` or ``epochs``) are model
+validators. Nothing here imports torch: the app reads configs at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Experiment names become folder names under ``runs/``: no separators, no ``..``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ModelConfig(_Strict):
+    """The ``model`` table. Shapes use the standard names (d_model, num_heads, d_ff).
+
+    ``kind = "gpt"``: the seeds' ``LanguageModel`` (GPT-2 style, learned positions,
+    biases, tied embedding + output bias). ``kind = "deepseek"``: exp7's multi-head
+    latent attention + SiLU-gated MLP + RMSNorm, run causally.
+    """
+
+    kind: Literal["gpt", "deepseek"]
+    vocab_size: Annotated[int, Field(gt=0, le=1_000_000)]
+    max_seq_len: Annotated[int, Field(gt=0, le=131_072)]
+    d_model: Annotated[int, Field(gt=0, le=65_536)]
+    num_heads: Annotated[int, Field(gt=0, le=1024)]
+    d_ff: Annotated[int, Field(gt=0, le=262_144)]
+    num_layers: Annotated[int, Field(gt=0, le=512)]
+    dropout: Probability = 0.0
+    # deepseek only (multi-head latent attention, RoPE)
+    q_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    kv_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    rope_theta: Annotated[float, Field(gt=0)] = 10_000.0
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "ModelConfig":
+        if self.d_model % self.num_heads:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if self.kind == "gpt" and (self.q_lora_rank is not None or self.kv_lora_rank is not None):
+            raise ValueError("q_lora_rank / kv_lora_rank apply to kind = 'deepseek' only")
+        if self.kind == "deepseek":
+            if self.q_lora_rank is None or self.kv_lora_rank is None:
+                raise ValueError("kind = 'deepseek' needs q_lora_rank and kv_lora_rank")
+            if (self.d_model // self.num_heads) % 2:
+                raise ValueError("deepseek: the head dimension d_model/num_heads must be even for RoPE")
+        return self
+
+
+class DataConfig(_Strict):
+    """The ``data`` table: a Hub dataset (``dataset`` + ``config``) or a local ``path``.
+
+    ``path`` is a folder holding train / validation / test text files
+    (``train.txt``, ``valid.txt`` or ``validation.txt``, ``test.txt``; also
+    ``wiki.train.raw``-style names). It wins over ``dataset`` when given.
+    ``tokenizer``: ``gpt2`` (exact GPT-2 BPE through tiktoken, 50,257 tokens) or
+    ``byte`` (256 byte values). ``tokenizer_path``: a folder with ``vocab.bpe`` and
+    ``encoder.json`` for the offline GPT-2 encoding.
+    """
+
+    dataset: str | None = None
+    config: str | None = None
+    path: str | None = None
+    tokenizer: Literal["gpt2", "byte"] = "gpt2"
+    tokenizer_path: str | None = None
+    max_train_tokens: Annotated[int, Field(gt=0)] | None = None
+    max_val_tokens: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> "DataConfig":
+        if self.path is None and self.dataset is None:
+            raise ValueError("give either dataset (a Hub dataset) or path (a local folder)")
+        if self.dataset is not None and self.dataset not in BUILTIN_DATASETS and self.config is None:
+            raise ValueError(f"dataset '{self.dataset}' needs a config (e.g. 'wikitext-2-raw-v1')")
+        return self
+
+
+BUILTIN_DATASETS = {"pydoc"}
+"""Datasets that ship with Python itself: ``pydoc`` is the English text of Python's
+own documentation topics (``pydoc_data.topics``), for the offline demo."""
+
+
+class TrainConfig(_Strict):
+    """The ``train`` table. Units: lr per optimizer step; batch_size in sequences of
+    ``seq_len`` tokens; eval_every / log_every in optimizer steps."""
+
+    batch_size: PositiveInt
+    seq_len: PositiveInt | None = None  # defaults to model.max_seq_len
+    grad_accum_steps: PositiveInt = 1
+    epochs: PositiveInt | None = None
+    max_steps: PositiveInt | None = None
+    optimizer: Literal["adamw"] = "adamw"
+    lr: Annotated[float, Field(gt=0, le=10.0)]
+    betas: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)] = [0.9, 0.95]
+    weight_decay: Annotated[float, Field(ge=0, le=10.0)] = 0.1
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    eval_every: Annotated[int, Field(ge=0)] = 0  # 0: only at epoch ends
+    eval_max_tokens: Annotated[int, Field(gt=0)] | None = None  # None: the whole split
+    log_every: PositiveInt = 10
+    patience: Annotated[int, Field(ge=0)] = 0  # evaluations without improvement; 0 = off
+    seed: Annotated[int, Field(ge=0)] = 1337
+    compile: bool = False
+    sample_every: Annotated[int, Field(ge=0)] = 0  # evaluations between generation samples; 0 = off
+    sample_prompts: list[str] = []
+    sample_max_new_tokens: PositiveInt = 40
+
+    @model_validator(mode="after")
+    def _budget(self) -> "TrainConfig":
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("give epochs or max_steps (or both: whichever ends first)")
+        return self
+
+
+class Experiment(_Strict):
+    """One ``[experiments.NAME]`` table."""
+
+    name: str
+    description: str = ""
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+    @model_validator(mode="after")
+    def _fit(self) -> "Experiment":
+        if not NAME_RE.match(self.name) or ".." in self.name:
+            raise ValueError(
+                f"experiment name {self.name!r} must be 1-64 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit (it becomes a folder name)"
+            )
+        seq = self.train.seq_len or self.model.max_seq_len
+        if seq > self.model.max_seq_len:
+            raise ValueError(f"train.seq_len ({seq}) exceeds model.max_seq_len ({self.model.max_seq_len})")
+        if self.data.tokenizer == "byte" and self.model.vocab_size < 256:
+            raise ValueError("tokenizer 'byte' needs model.vocab_size >= 256")
+        if self.data.tokenizer == "gpt2" and self.model.vocab_size < 50257:
+            raise ValueError("tokenizer 'gpt2' needs model.vocab_size >= 50257")
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        """Training context length in tokens (``train.seq_len`` or ``model.max_seq_len``)."""
+        return self.train.seq_len or self.model.max_seq_len
+
+
+class Settings(_Strict):
+    """The optional ``[settings]`` table: defaults shared by every experiment."""
+
+    runs_dir: str = "runs"
+    gpu_hour_price_usd: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ExperimentsFile(_Strict):
+    settings: Settings = Settings()
+    experiments: dict[str, Experiment]

@@ -1,0 +1,31 @@
+"""The run store on disk (no torch): run folders, ``run.json``, ``metrics.jsonl``."""
+
+from .store import (
+    STATUSES,
+    MetricsWriter,
+    RunDir,
+    RunSummary,
+    create_run,
+    git_commit,
+    list_runs,
+    pid_alive,
+    read_json,
+    read_jsonl,
+    write_atomic,
+    write_json_atomic,
+)
+
+__all__ = [
+    "STATUSES",
+    "MetricsWriter",
+    "RunDir",
+    "RunSummary",
+    "create_run",
+    "git_commit",
+    "list_runs",
+    "pid_alive",
+    "read_json",
+    "read_jsonl",
+    "write_atomic",
+    "write_json_atomic",
+]

@@ -1,0 +1,300 @@
+"""The run store: one folder per training run, written by the trainer, read by the app.
+
+Layout of ``runs/<experiment>/<run-id>/``::
+
+    config.json      the resolved experiment (after --set overrides)
+    run.json         status, pid, host, device, times, parameter / token counts, git commit
+    metrics.jsonl    append-only, one JSON object per event (train / eval / sample / end ...)
+    train.log        stdout + stderr of a detached training process
+    checkpoints/     best.safetensors, last.safetensors (+ last.state.pt for resume)
+
+Every whole-file write is atomic (temp file in the same folder, fsync, ``os.replace``),
+so a reader never sees half a file; ``metrics.jsonl`` is only appended to, one
+``write`` per line, and readers ignore a partial last line. This module never imports
+torch: the app reads runs with it at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
+"""``interrupted`` is never written: it is what a reader reports for a run whose
+``run.json`` says running while its process is gone (killed, machine rebooted)."""
+
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+
+    Raises:
+        OSError: the write failed (disk full, permissions); ``path`` is left as it was.
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when missing or unreadable."""
+    try:
+        obj = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def read_jsonl(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete JSON lines of ``path`` from byte ``offset``; returns (objects, new offset).
+
+    A partial last line (a writer mid-append, or killed) is not consumed: the new offset
+    stops before it, so the next call picks it up once complete. Garbled complete lines
+    are skipped.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    out = []
+    for line in chunk[: end + 1].splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out, offset + end + 1
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces: split after its closing parenthesis
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        if fields[0] == "Z":  # zombie: finished, not yet reaped
+            return -1
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
+    """Whether process ``pid`` (started at ``proc_start`` ticks, if known) still runs here."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    ticks = _proc_start_ticks(pid)
+    if ticks == -1:
+        return False
+    if proc_start is not None and ticks is not None and ticks != proc_start:
+        return False
+    return True
+
+
+def new_run_id() -> str:
+    """``YYYYmmdd-HHMMSS-xxxx``: sortable by start time, unique across concurrent starts."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class RunDir:
+    """A run folder and its files."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def experiment(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def run_path(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    def exists(self) -> bool:
+        return self.run_path.is_file() or self.config_path.is_file()
+
+    def read_config(self) -> dict[str, Any] | None:
+        return read_json(self.config_path)
+
+    def read_run(self) -> dict[str, Any]:
+        """``run.json`` with the status corrected for a dead process (``interrupted``)."""
+        info = read_json(self.run_path) or {}
+        if info.get("status") == "running" and info.get("host") == socket.gethostname():
+            if not pid_alive(info.get("pid"), info.get("proc_start")):
+                info["status"] = "interrupted"
+        return info
+
+    def update_run(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``run.json`` (atomic). Only the run's writer calls this."""
+        info = read_json(self.run_path) or {}
+        info.update(fields)
+        write_json_atomic(self.run_path, info)
+        return info
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        return read_jsonl(self.metrics_path, offset)
+
+    def best_checkpoint(self) -> Path | None:
+        for name in ("best.safetensors", "last.safetensors"):
+            p = self.checkpoint_dir / name
+            if p.is_file():
+                return p
+        return None
+
+
+class MetricsWriter:
+    """Appends events to ``metrics.jsonl``: one ``os.write`` per line on an O_APPEND fd,
+    so concurrent readers see whole lines (a crash can leave only a partial last line)."""
+
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        obj = {"event": event, "time": round(time.time(), 3), **fields}
+        os.write(self._fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
+        return obj
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def create_run(runs_dir: Path | str, experiment: str, run_id: str | None = None) -> RunDir:
+    """Make a new, empty run folder ``runs_dir/experiment/run_id`` (never reuses one).
+
+    Raises:
+        FileExistsError: ``run_id`` was given and that folder exists.
+    """
+    parent = Path(runs_dir) / experiment
+    parent.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        path = parent / run_id
+        path.mkdir()
+        return RunDir(path)
+    while True:
+        path = parent / new_run_id()
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            continue
+
+
+@dataclass
+class RunSummary:
+    """What the app's lists show for a run, read from ``run.json`` alone."""
+
+    run: RunDir
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+
+def list_runs(runs_dir: Path | str, experiment: str | None = None) -> list[RunSummary]:
+    """Every run under ``runs_dir`` (of one experiment if given), oldest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    parents: Iterable[Path] = [root / experiment] if experiment else sorted(p for p in root.iterdir() if p.is_dir())
+    out = []
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for path in sorted(parent.iterdir()):
+            run = RunDir(path)
+            if path.is_dir() and run.exists():
+                out.append(RunSummary(run, run.read_run()))
+    out.sort(key=lambda s: (s.info.get("started_at") or 0, s.run.run_id))
+    return out
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The current git commit of ``cwd`` (or of the tui-lab source), without running git."""
+    start = Path(cwd or Path(__file__).resolve().parent)
+    for folder in [start, *start.parents]:
+        head = folder / ".git" / "HEAD"
+        if head.is_file():
+            ref = head.read_text().strip()
+            if not ref.startswith("ref: "):
+                return ref[:40]
+            ref_path = folder / ".git" / ref[5:]
+            if ref_path.is_file():
+                return ref_path.read_text().strip()[:40]
+            packed = folder / ".git" / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref[5:]):
+                        return line.split()[0]
+            return None
+    return None
