@@ -20,6 +20,10 @@ def train_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the new run folder (default: timestamp)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; one line per evaluation."),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1,
+                                       help="Processes (GPUs) for DistributedDataParallel through torchrun."),
+    attach: Optional[Path] = typer.Option(None, "--attach", hidden=True,
+                                          help="(torchrun workers) train into this prepared run folder."),
 ) -> None:
     """Train an experiment in the foreground; prints the run folder. Ctrl-C stops gracefully."""
     from ..config import ConfigError
@@ -35,7 +39,10 @@ def train_cmd(
 
     try:
         dev = resolve_device(device)
-        if resume is not None:
+        if attach is not None:
+            run = RunDir(attach)
+            exp = experiment_of_run(run)
+        elif resume is not None:
             run = RunDir(resume)
             if not run.exists():
                 fail(f"--resume {resume}: not a run folder (no run.json / config.json)")
@@ -53,7 +60,14 @@ def train_cmd(
     except TuiLabError as exc:
         fail(str(exc))
 
-    console.print(f"run folder: [bold]{run.path}[/]")
+    if nproc_per_node > 1:
+        raise typer.Exit(_torchrun(name, run, nproc_per_node, device, resume is not None, config))
+    from ..train.distributed import under_torchrun
+
+    if under_torchrun() and int(__import__("os").environ.get("RANK", "0")) != 0:
+        quiet = True
+    else:
+        console.print(f"run folder: [bold]{run.path}[/]")
     reporter, progress = _make_reporter(quiet)
     try:
         trainer = Trainer(exp, run, dev, resume=resume is not None, reporter=reporter,
@@ -72,6 +86,23 @@ def train_cmd(
     console.print(str(run.path))
     if status in ("diverged", "failed"):
         raise typer.Exit(1)
+
+
+def _torchrun(name: str, run, nproc: int, device: str, resume: bool, config: Optional[Path]) -> int:
+    """Start ``nproc`` DDP workers with torchrun on this node, training into ``run``."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "tui_lab", "train", name, "--device", device, "--quiet"]
+    cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    console.print(f"run folder: [bold]{run.path}[/] ({nproc} processes, torchrun)")
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 130
 
 
 class _RichReporter:

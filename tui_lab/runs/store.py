@@ -8,6 +8,26 @@ Layout of ``runs/<experiment>/<run-id>/``::
     train.log        stdout + stderr of a detached training process
     checkpoints/     best.safetensors, last.safetensors (+ last.state.pt for resume)
 
+``metrics.jsonl`` events (every object has ``event`` and ``time``, Unix seconds):
+
+- ``start``: step 0, total_steps, num_params, device, train_tokens, val_tokens
+- ``resume``: step, epoch, tokens_seen — events with a larger step written before it
+  belong to the interrupted attempt and are superseded (see :func:`collapse_resumes`)
+- ``train``: step, epoch, train_loss (mean over the steps since the last one, nats),
+  lr, tokens_seen, tokens_per_s, elapsed_s, mem_mb
+- ``eval``: step, epoch, val_loss (nats/token), val_ppl, val_acc, val_tokens,
+  val_word_ppl (WikiText word-level perplexity, or null), is_best, best_val_loss,
+  tokens_seen, elapsed_s
+- ``epoch_end``: step, epoch (the epoch now starting)
+- ``sample``: step, prompt, text
+- ``end``: status, step, message, best_val_loss
+
+``run.json`` keys: experiment, run_id, status, pid, proc_start, host, device,
+device_name, started_at / ended_at (Unix s), message, num_params, train_tokens,
+val_tokens, val_words, total_steps, steps_per_epoch, tokens_per_step, git_commit,
+world_size, step, epoch, tokens_seen, best_val_loss, best_val_ppl, best_step,
+best_epoch, elapsed_s.
+
 Every whole-file write is atomic (temp file in the same folder, fsync, ``os.replace``),
 so a reader never sees half a file; ``metrics.jsonl`` is only appended to, one
 ``write`` per line, and readers ignore a partial last line. This module never imports
@@ -100,6 +120,25 @@ def read_jsonl(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         if isinstance(obj, dict):
             out.append(obj)
     return out, offset + end + 1
+
+
+def collapse_resumes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop the events a resumed run superseded: at each ``resume`` event at step S, the
+    earlier events with a step > S (written after the checkpoint it resumed from) go, so
+    curves continue without duplicates."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e.get("event") == "resume":
+            s = e.get("step", 0)
+            out = [x for x in out if (x.get("step") or 0) <= s or x.get("event") in ("start",)]
+        out.append(e)
+    return out
+
+
+def load_history(run: "RunDir") -> list[dict[str, Any]]:
+    """All events of a run, resumes collapsed (see :func:`collapse_resumes`)."""
+    events, _ = read_jsonl(run.metrics_path)
+    return collapse_resumes(events)
 
 
 def _proc_start_ticks(pid: int) -> int | None:
@@ -232,14 +271,18 @@ def create_run(runs_dir: Path | str, experiment: str, run_id: str | None = None)
     """Make a new, empty run folder ``runs_dir/experiment/run_id`` (never reuses one).
 
     Raises:
-        FileExistsError: ``run_id`` was given and that folder exists.
+        FileExistsError: ``run_id`` was given and that folder holds a run already.
     """
     parent = Path(runs_dir) / experiment
     parent.mkdir(parents=True, exist_ok=True)
     if run_id is not None:
+        # a folder reserved by the app's launcher (empty but for train.log) may be taken
         path = parent / run_id
-        path.mkdir()
-        return RunDir(path)
+        path.mkdir(exist_ok=True)
+        run = RunDir(path)
+        if run.exists():
+            raise FileExistsError(path)
+        return run
     while True:
         path = parent / new_run_id()
         try:

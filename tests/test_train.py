@@ -1,0 +1,105 @@
+"""The trainer on real text: loss falls, checkpoints round-trip, resume continues exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_lab.config import load_experiments
+from tui_lab.runs import RunDir, load_history
+from tui_lab.train.checkpoint import CheckpointError, load_model
+from tui_lab.train.trainer import Trainer, start_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "model.d_model=64", "model.num_heads=4", "model.d_ff=128", "model.max_seq_len=64", "model.dropout=0.1",
+    "train.batch_size=8", "train.eval_every=10", "train.eval_max_tokens=4096", "train.log_every=5",
+    "train.sample_every=0", "train.warmup_steps=5",
+]
+
+
+def demo(*extra: str):
+    return load_experiments(ROOT / "experiments.toml").get("demo", TINY + list(extra))
+
+
+def train(exp, runs_dir, resume_run=None, stop_at=None):
+    run = resume_run or start_run(exp, runs_dir)
+    trainer = Trainer(exp, run, torch.device("cpu"), resume=resume_run is not None)
+    if stop_at is not None:
+        def reporter(e):
+            if e["event"] == "eval" and e["step"] == stop_at:
+                trainer.stop_requested = True
+        trainer.reporter = reporter
+    return run, trainer.train()
+
+
+def curve(run: RunDir, event: str, key: str) -> dict[int, float]:
+    return {e["step"]: e[key] for e in load_history(run) if e["event"] == event}
+
+
+@pytest.mark.slow
+def test_demo_training_lowers_validation_loss_and_writes_the_run_folder(tmp_path):
+    exp = demo("train.max_steps=60", "train.lr=3e-3")
+    run, status = train(exp, tmp_path)
+    assert status == "finished"
+    val = curve(run, "eval", "val_loss")
+    assert sorted(val) == [0, 10, 20, 30, 40, 50, 60]
+    assert val[0] == pytest.approx(math.log(256), abs=0.5)  # byte vocabulary at init
+    assert val[60] < val[0] - 1.5, val
+    info = run.read_run()
+    assert info["status"] == "finished" and info["step"] == 60 and info["num_params"] > 0
+    assert info["tokens_seen"] == 60 * 8 * 64
+    assert json.loads(run.config_path.read_text())["model"]["d_model"] == 64
+    for name in ("best.safetensors", "last.safetensors", "last.state.pt"):
+        assert (run.checkpoint_dir / name).is_file()
+    ev = [e for e in load_history(run) if e["event"] == "eval"]
+    assert all(math.isclose(e["val_ppl"], math.exp(e["val_loss"]), rel_tol=1e-3) for e in ev)
+    assert all(0.0 <= e["val_acc"] <= 1.0 for e in ev)
+    tr = [e for e in load_history(run) if e["event"] == "train"]
+    assert all(e["tokens_per_s"] > 0 and e["lr"] > 0 for e in tr)
+
+
+@pytest.mark.slow
+def test_best_checkpoint_reloads_to_the_same_validation_loss(tmp_path):
+    from tui_lab.data import load_tokenizer, load_tokens
+    from tui_lab.train.evaluate import evaluate
+
+    exp = demo("train.max_steps=20")
+    run, _ = train(exp, tmp_path)
+    model, meta = load_model(run.checkpoint_dir / "best.safetensors")
+    assert meta["model_config"]["d_model"] == 64 and meta["experiment"] == "demo"
+    tok = load_tokenizer("byte")
+    val = load_tokens(exp.data, "validation", tok)
+    res = evaluate(model, val.ids, exp.seq_len, 8, "cpu", exp.train.eval_max_tokens)
+    best = min(curve(run, "eval", "val_loss").values())
+    assert res.val_loss == pytest.approx(best, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_resume_continues_the_curve_exactly(tmp_path):
+    exp = demo("train.max_steps=40")
+    straight, _ = train(exp, tmp_path / "a")
+    part, status = train(exp, tmp_path / "b", stop_at=20)
+    assert status == "stopped" and part.read_run()["status"] == "stopped"
+    assert part.read_run()["step"] == 20
+    _, status = train(exp, tmp_path / "b", resume_run=part)
+    assert status == "finished"
+    a, b = curve(straight, "train", "train_loss"), curve(part, "train", "train_loss")
+    assert sorted(a) == sorted(b) == [5, 10, 15, 20, 25, 30, 35, 40]
+    for step in a:
+        assert b[step] == pytest.approx(a[step], abs=1e-5), (step, a, b)
+    assert curve(part, "eval", "val_loss")[40] == pytest.approx(curve(straight, "eval", "val_loss")[40], abs=1e-5)
+
+
+def test_corrupt_and_missing_checkpoints_are_refused(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="x.safetensors"):
+        load_model(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "absent.safetensors")

@@ -1,0 +1,106 @@
+"""Where text comes from: a local folder, Python's own docs (``pydoc``), or the Hugging Face Hub.
+
+Each split is a sequence of text rows that concatenate to the split's text (rows keep
+their newlines). Splits are the source's own — never a random split of one stream.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from . import DataError
+
+SPLITS = ("train", "validation", "test")
+LOCAL_NAMES = {
+    "train": ("train.txt", "wiki.train.raw", "wiki.train.tokens", "train.raw"),
+    "validation": ("valid.txt", "validation.txt", "val.txt", "wiki.valid.raw", "wiki.valid.tokens", "valid.raw"),
+    "test": ("test.txt", "wiki.test.raw", "wiki.test.tokens", "test.raw"),
+}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+
+
+def local_split_file(folder: str | Path, split: str) -> Path:
+    """The file of ``split`` in a local data folder.
+
+    Raises:
+        DataError: the folder or the split's file is missing (naming what was looked for).
+    """
+    _check_split(split)
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"data.path {folder}: no such folder")
+    for name in LOCAL_NAMES[split]:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"data.path {folder}: no {split} file (looked for {', '.join(LOCAL_NAMES[split])})")
+
+
+def pydoc_topics(split: str) -> list[str]:
+    """Python's documentation topics (``pydoc_data.topics``, shipped with CPython), split by
+    topic: sorted topic names, every 10th to validation, every 10th offset by 5 to test."""
+    _check_split(split)
+    from pydoc_data.topics import topics
+
+    out = []
+    for i, key in enumerate(sorted(topics)):
+        which = "validation" if i % 10 == 0 else "test" if i % 10 == 5 else "train"
+        if which == split:
+            out.append(topics[key].rstrip("\n") + "\n\n")
+    return out
+
+
+def split_texts(data_cfg, split: str) -> Iterator[str]:
+    """The text rows of ``split`` of the experiment's data (``path`` wins over ``dataset``).
+
+    Raises:
+        DataError: missing folder/file, or the Hub dataset cannot be loaded.
+    """
+    _check_split(split)
+    if data_cfg.path:
+        path = local_split_file(data_cfg.path, split)
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            yield from fh
+        return
+    if data_cfg.dataset == "pydoc":
+        yield from pydoc_topics(split)
+        return
+    yield from _hub_rows(data_cfg.dataset, data_cfg.config, split)
+
+
+def _hub_rows(dataset: str, config: str | None, split: str) -> Iterator[str]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(dataset, config, split=split)
+    except Exception as exc:  # network, unknown config, missing split: all end the same way for a user
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"dataset {dataset!r} config {config!r} split {split!r}: could not load it through `datasets` "
+            f"({first}); offline, use a local copy: --set data.path=FOLDER with train/valid/test text files"
+        ) from None
+    for row in ds:
+        yield row["text"]
+
+
+def source_fingerprint(data_cfg, split: str) -> str:
+    """Identity of one split's text, for the token cache key."""
+    if data_cfg.path:
+        f = local_split_file(data_cfg.path, split).resolve()
+        st = f.stat()
+        return f"file:{f}:{st.st_size}:{st.st_mtime_ns}"
+    if data_cfg.dataset == "pydoc":
+        return f"pydoc:{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}:{split}"
+    return f"hub:{data_cfg.dataset}:{data_cfg.config}:{split}"
+
+
+def source_size(data_cfg, split: str) -> int | None:
+    """Bytes of the split's text where cheaply known (for progress bars), else None."""
+    if data_cfg.path:
+        return local_split_file(data_cfg.path, split).stat().st_size
+    return None

@@ -1,0 +1,124 @@
+"""Tokenizers: the exact GPT-2 BPE through tiktoken, and a byte-level one for the offline demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from . import DataError
+
+GPT2_FILES = ("vocab.bpe", "encoder.json")
+
+
+class Tokenizer(Protocol):
+    """What the data pipeline, the trainer and the chat engine use of a tokenizer."""
+
+    name: str
+    vocab_size: int
+    eot_token: int | None
+    fingerprint: str
+
+    def encode(self, text: str) -> list[int]: ...
+    def encode_batch(self, texts: list[str], num_threads: int = 8) -> list[list[int]]: ...
+    def decode(self, ids: Iterable[int]) -> str: ...
+    def decode_bytes(self, ids: Iterable[int]) -> bytes: ...
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: vocabulary 256, no special tokens, nothing to download."""
+
+    name = "byte"
+    vocab_size = 256
+    eot_token = None
+    fingerprint = "byte-v1"
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def encode_batch(self, texts: list[str], num_threads: int = 8) -> list[list[int]]:
+        return [list(t.encode("utf-8")) for t in texts]
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        return bytes(int(i) & 0xFF for i in ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+
+class TiktokenTokenizer:
+    """A tiktoken ``Encoding`` (here: GPT-2's r50k BPE, 50,257 tokens, ``<|endoftext|>`` = 50256)."""
+
+    def __init__(self, enc, fingerprint: str):
+        self.enc = enc
+        self.name = enc.name
+        self.vocab_size = enc.n_vocab
+        self.eot_token = enc.eot_token
+        self.fingerprint = fingerprint
+
+    def encode(self, text: str) -> list[int]:
+        return self.enc.encode_ordinary(text)
+
+    def encode_batch(self, texts: list[str], num_threads: int = 8) -> list[list[int]]:
+        return self.enc.encode_ordinary_batch(texts, num_threads=num_threads)
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        return self.enc.decode_bytes([int(i) for i in ids])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.enc.decode([int(i) for i in ids], errors="replace")
+
+
+def _gpt2_from_files(folder: Path) -> TiktokenTokenizer:
+    missing = [f for f in GPT2_FILES if not (folder / f).is_file()]
+    if missing:
+        raise DataError(f"data.tokenizer_path {folder}: missing {', '.join(missing)} "
+                        "(a GPT-2 BPE folder holds vocab.bpe and encoder.json)")
+    import tiktoken
+    import tiktoken.load
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    saved = os.environ.get("TIKTOKEN_CACHE_DIR")
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the local files in place: no copy into tiktoken's cache
+    try:
+        ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
+            vocab_bpe_file=str(folder / "vocab.bpe"), encoder_json_file=str(folder / "encoder.json"))
+    except Exception as exc:  # tiktoken raises plain ValueError/KeyError/JSON errors on bad files
+        raise DataError(f"data.tokenizer_path {folder}: unreadable GPT-2 BPE files: {exc}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+        else:
+            os.environ["TIKTOKEN_CACHE_DIR"] = saved
+    enc = tiktoken.Encoding(name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                            special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
+    return TiktokenTokenizer(enc, "gpt2-r50k")
+
+
+def load_tokenizer(name: str, path: str | os.PathLike | None = None) -> Tokenizer:
+    """The tokenizer ``name`` (``gpt2`` or ``byte``).
+
+    ``gpt2`` with ``path``: a folder with ``vocab.bpe`` + ``encoder.json`` (offline);
+    without: ``tiktoken.get_encoding("gpt2")`` (downloads once, or reads
+    ``TIKTOKEN_CACHE_DIR``).
+
+    Raises:
+        DataError: unknown name, missing files, or tiktoken could not get the encoding.
+    """
+    if name == "byte":
+        return ByteTokenizer()
+    if name != "gpt2":
+        raise DataError(f"unknown tokenizer {name!r} (known: gpt2, byte)")
+    if path:
+        return _gpt2_from_files(Path(path).expanduser())
+    import tiktoken
+
+    try:
+        enc = tiktoken.get_encoding("gpt2")
+    except Exception as exc:
+        raise DataError(
+            "tokenizer gpt2: tiktoken could not load its files "
+            f"({type(exc).__name__}: {str(exc)[:160]}); offline, set data.tokenizer_path to a folder "
+            "with vocab.bpe and encoder.json (e.g. --set data.tokenizer_path=../shared/data/gpt2) "
+            "or seed TIKTOKEN_CACHE_DIR") from None
+    return TiktokenTokenizer(enc, "gpt2-r50k")

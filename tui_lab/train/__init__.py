@@ -1,0 +1,1 @@
+"""Training: the loop, evaluation, LR schedule, batch sampler, checkpoints, sanity checks."""

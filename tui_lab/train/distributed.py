@@ -1,0 +1,90 @@
+"""Multi-process data parallelism through ``torchrun`` (PyTorch DistributedDataParallel).
+
+``tui-lab train NAME --nproc-per-node N`` prepares the run folder, then starts
+``python -m torch.distributed.run --standalone --nproc-per-node N -m tui_lab train NAME
+--attach RUN_DIR``. Each worker reads its rank from torchrun's environment
+(``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``), joins the process group (NCCL on CUDA, gloo
+on the CPU), draws its own shard of every batch, and only rank 0 writes the run folder.
+Reference: PyTorch DDP (Li et al., VLDB 2020) and the torchrun documentation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job: ``rank`` of ``world_size``; ``local_rank`` on its node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def under_torchrun() -> bool:
+    """True inside a worker started by torchrun with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
+    """Join the torchrun process group (or return the single-process context).
+
+    On CUDA each worker takes ``cuda:LOCAL_RANK`` and NCCL; otherwise gloo on the CPU.
+    """
+    if not under_torchrun():
+        return DistContext(), device
+    ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return ctx, device
+
+
+def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is True on any rank (stop requests, divergence)."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def mean_over_ranks(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The mean of a scalar tensor over all ranks (each rank's local mean, equal batch sizes)."""
+    if not ctx.enabled:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / ctx.world_size
+
+
+def broadcast_from_main(obj: object, ctx: DistContext) -> object:
+    """Rank 0's ``obj`` on every rank (decisions taken after rank 0's evaluation)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
