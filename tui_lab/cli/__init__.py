@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import experiments, train
+from . import chat, experiments, train
 
 app = typer.Typer(
     name="tui-lab",
@@ -21,6 +21,7 @@ app.command("init")(experiments.init_cmd)
 app.command("check")(experiments.check_cmd)
 app.command("list")(experiments.list_cmd)
 app.command("train")(train.train_cmd)
+app.command("chat")(chat.chat_cmd)
 
 
 @app.callback(invoke_without_command=True)

@@ -384,7 +384,10 @@ class Trainer:
         return getattr(self, "_opt", None)
 
     def _save_weights(self, model: torch.nn.Module, name: str, val_loss: float | None) -> None:
-        extra = {"experiment": self.exp.name, "data": self.exp.data.model_dump(mode="json"),
+        data = self.exp.data.model_dump(mode="json")
+        if data.get("tokenizer_path"):  # absolute, so chat finds it from any folder
+            data["tokenizer_path"] = str(Path(data["tokenizer_path"]).expanduser().resolve())
+        extra = {"experiment": self.exp.name, "data": data,
                  "step": self.p.step, "val_loss": val_loss, "run_id": self.run.run_id}
         save_weights(self.run.checkpoint_dir / name, model, self.exp.model.model_dump(mode="json"), extra)
 
