@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from . import chat, experiments, train
+from . import chat, experiments, export, train
+from .queue import queue_app
 
 app = typer.Typer(
     name="tui-lab",
@@ -22,6 +23,8 @@ app.command("check")(experiments.check_cmd)
 app.command("list")(experiments.list_cmd)
 app.command("train")(train.train_cmd)
 app.command("chat")(chat.chat_cmd)
+app.command("export")(export.export_cmd)
+app.add_typer(queue_app, name="queue")
 
 
 @app.callback(invoke_without_command=True)
