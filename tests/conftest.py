@@ -9,8 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-SKIP_REASON = ("../shared/data not found: the offline WikiText-2 / GPT-2 BPE copies are needed for this test "
-               "(see README: Set up and test)")
+SKIP_REASON = "../shared/data not found: offline WikiText-2 / GPT-2 BPE copies are needed for this test"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +28,7 @@ def _session_token_cache(tmp_path_factory):
 
 @pytest.fixture
 def shared_data() -> Path:
+    """``../shared/data`` beside the repository (offline GPT-2 BPE and WikiText-2); skips when absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip(SKIP_REASON)
     return SHARED_DATA
@@ -36,16 +36,19 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def gpt2_dir(shared_data) -> Path:
+    """OpenAI's GPT-2 ``vocab.bpe`` + ``encoder.json``."""
     return shared_data / "gpt2"
 
 
 @pytest.fixture
 def wikitext2_dir(shared_data) -> Path:
+    """WikiText-2 (``wikitext-2-v1``): ``train.txt``, ``valid.txt``, ``test.txt``."""
     return shared_data / "wikitext-2-tokenized"
 
 
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh token cache folder for this test (``TUI_LAB_CACHE_DIR``; not created yet)."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("TUI_LAB_CACHE_DIR", str(folder))
     return folder

@@ -30,6 +30,7 @@ class TuiLabApp(App):
         self.runs_dir = runs_dir or (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
         self._nvml: Any = None
+        self.counts_enabled = True  # parameter / token counts from `tui-lab list` (off in snapshot tests)
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())

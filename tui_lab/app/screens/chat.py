@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -44,7 +44,7 @@ class ChatPane(Vertical):
         self.last_reply = ""
 
     def compose(self) -> ComposeResult:
-        yield Label(escape(str(self.checkpoint)), classes="pane-title")
+        yield Label(Text(str(self.checkpoint)), classes="pane-title")
         yield VerticalScroll(classes="messages")
         yield Static("loading…", classes="pane-stats")
 
@@ -57,7 +57,7 @@ class ChatPane(Vertical):
             scroll.scroll_end(animate=False)
         return msg
 
-    def set_stats(self, text: str) -> None:
+    def set_stats(self, text: str | Text) -> None:
         self.query_one(".pane-stats", Static).update(text)
 
 
@@ -210,7 +210,7 @@ class ChatScreen(Screen):
         try:
             gen = Generator.from_checkpoint(pane.checkpoint, self.device)
         except TuiLabError as exc:
-            self.app.call_from_thread(pane.set_stats, f"[red]cannot load: {escape(str(exc))}[/]")
+            self.app.call_from_thread(pane.set_stats, Text(f"cannot load: {exc}", style="red"))
             return
         pane.generator = gen
         pane.transcript = Transcript(Path(gen.metadata["checkpoint"]))
@@ -261,7 +261,7 @@ class ChatScreen(Screen):
                     last_push = now
                     self.app.call_from_thread(reply.update, shown + text)
         except Exception as exc:  # a generation error must not take the app down
-            self.app.call_from_thread(pane.set_stats, f"[red]generation failed: {escape(str(exc))}[/]")
+            self.app.call_from_thread(pane.set_stats, Text(f"generation failed: {exc}", style="red"))
             pane.busy = False
             return
         stats = gen.last_stats

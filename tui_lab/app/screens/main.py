@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -127,7 +128,7 @@ class MainScreen(Screen):
             n_params = info.get("num_params") or self.counts.get(name, {}).get("num_params")
             best = min((r.info.get("best_val_ppl") or math.inf for r in list_runs(self.app.runs_dir, name)),
                        default=math.inf)
-            row = (name, f"[{STATUS_STYLE.get(status, '')}]{status}[/]", fmt_int(n_params), fmt_ppl(best))
+            row = (name, f"[{STATUS_STYLE.get(status, 'default')}]{status}[/]", fmt_int(n_params), fmt_ppl(best))
             if name in table.rows:
                 for col, value in zip(table.columns, row):
                     table.update_cell(name, col, value)
@@ -171,6 +172,8 @@ class MainScreen(Screen):
     async def load_counts(self) -> None:
         """Exact parameter counts and cached token counts, from `tui-lab list --json` in a
         subprocess: the app itself never imports torch."""
+        if not self.app.counts_enabled:
+            return
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tui_lab", "list", "--json", "--config", str(self.cfg.path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
@@ -245,15 +248,18 @@ class MainScreen(Screen):
         last_train = st.last("train") or {}
         last_eval = st.last("eval") or {}
         gpu = self.app.gpu_line(info) if status == "running" else ""
-        stats.update(
-            f"[b]{st.run.experiment}/{st.run.run_id}[/b]  [{STATUS_STYLE.get(status, 'default')}]{status}[/]   "
-            f"step {step:,}/{fmt_int(total)}  epoch {last_train.get('epoch', '-')}\n"
-            f"loss {last_train.get('train_loss', float('nan')):.4f}  "
-            f"val loss {last_eval.get('val_loss', float('nan')):.4f}  val ppl {fmt_ppl(last_eval.get('val_ppl'))}  "
-            f"best {fmt_ppl(info.get('best_val_ppl'))}  "
-            f"{last_train.get('tokens_per_s', 0):,.0f} tokens/s\n"
-            f"elapsed {fmt_duration(st.elapsed_s())}  ETA {fmt_duration(st.eta_s())}  "
-            f"{info.get('device', '')} {gpu}" + (f"\n[dim]{info['message']}[/]" if info.get("message") else ""))
+        parts = [
+            f"[b]{st.run.experiment}/{st.run.run_id}[/b] · [{STATUS_STYLE.get(status, 'default')}]{status}[/] · "
+            f"step {step:,}/{fmt_int(total)} · epoch {last_train.get('epoch', '-')}",
+            f"loss {last_train.get('train_loss', float('nan')):.4f} · val loss {last_eval.get('val_loss', float('nan')):.4f}"
+            f" · val ppl {fmt_ppl(last_eval.get('val_ppl'))} · best {fmt_ppl(info.get('best_val_ppl'))}",
+            f"{last_train.get('tokens_per_s', 0):,.0f} tokens/s · elapsed {fmt_duration(st.elapsed_s())} · "
+            f"ETA {fmt_duration(st.eta_s())} · {info.get('device', '')} {gpu}",
+        ]
+        text = Text.from_markup("\n".join(parts))
+        if info.get("message"):
+            text.append("\n" + str(info["message"]), style="dim")
+        stats.update(text)
         bar.update(total=total or None, progress=step)
         key = (str(st.run.path), st.version)
         self.query_one("#loss-plot", CurvePlot).set_series(
@@ -261,13 +267,14 @@ class MainScreen(Screen):
         self.query_one("#ppl-plot", CurvePlot).set_series([("val ppl", *st.series("eval", "val_ppl"))], key)
         self.query_one("#lr-plot", CurvePlot).set_series([("lr", *st.series("train", "lr"))], key)
         self.query_one("#tps-plot", CurvePlot).set_series([("tokens/s", *st.series("train", "tokens_per_s"))], key)
-        from rich.markup import escape
-
-        self.query_one("#log", Static).update(escape(st.log_tail or "(no log yet)"))
-        samples = st.samples()
+        self.query_one("#log", Static).update(Text(st.log_tail or "(no log yet)"))  # plain text, never markup
+        samples = Text()
+        for s in st.samples():
+            samples.append(f"step {s['step']}  ", style="dim")
+            samples.append(str(s["prompt"]), style="bold")
+            samples.append(str(s["text"]) + "\n\n")
         self.query_one("#samples", Static).update(
-            "\n\n".join(f"[dim]step {s['step']}[/]  [b]{escape(s['prompt'])}[/b]{escape(s['text'])}" for s in samples)
-            or "(no samples yet: the trainer writes them at evaluations when train.sample_every > 0)")
+            samples or Text("(no samples yet: the trainer writes them at evaluations when train.sample_every > 0)"))
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted, "#experiments")
