@@ -223,7 +223,7 @@ class RunDir:
     def read_run(self) -> dict[str, Any]:
         """``run.json`` with the status corrected for a dead process (``interrupted``)."""
         info = read_json(self.run_path) or {}
-        if info.get("status") == "running" and info.get("host") == socket.gethostname():
+        if info.get("status") in ("running", "starting") and info.get("host") == socket.gethostname():
             if not pid_alive(info.get("pid"), info.get("proc_start")):
                 info["status"] = "interrupted"
         return info

@@ -38,6 +38,12 @@ class TrainingError(TuiLabError):
     """Training could not start or go on; ``str(err)`` is the user message."""
 
 
+class RunFailed(TrainingError):
+    """A run that started and then failed (out of memory, checkpoint write error): exit code 1."""
+
+    exit_code = 1
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; otherwise the named device.
 
@@ -126,6 +132,9 @@ class Trainer:
         self.p = _Progress()
         self.ctx = DistContext()
         self.metrics: MetricsWriter | None = None
+        # TUI_LAB_FAULT_NAN_STEP=N makes the loss of step N NaN: how the reliability suite injects
+        # a divergence for real (no other effect; unset in normal use)
+        self._nan_at = int(os.environ.get("TUI_LAB_FAULT_NAN_STEP", "0") or 0)
 
     # ----------------------------------------------------------------- set-up
     def _load_data(self) -> None:
@@ -269,6 +278,8 @@ class Trainer:
                             logits = train_model(x)
                             loss = torch.nn.functional.cross_entropy(
                                 logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+                        if self._nan_at == self.p.step + 1:  # fault injection (reliability tests)
+                            loss = loss * float("nan")
                         (loss / cfg.grad_accum_steps).backward()
                     loss_acc += loss.detach()
                     n_acc += 1
@@ -320,7 +331,10 @@ class Trainer:
         except torch.cuda.OutOfMemoryError:
             self._fail(f"CUDA out of memory at batch_size {cfg.batch_size} x seq_len {seq}: lower train.batch_size "
                        f"(raise train.grad_accum_steps to keep the global batch) or train.seq_len")
-            raise TrainingError(self.run.read_run().get("message")) from None
+            raise RunFailed(self.run.read_run().get("message")) from None
+        except TrainingError as exc:
+            self._fail(str(exc))
+            raise
         except BaseException as exc:
             self._fail(f"{type(exc).__name__}: {exc}")
             raise
@@ -367,7 +381,11 @@ class Trainer:
                    elapsed_s=round(self.p.elapsed_s, 3))
         if save:
             if is_best:
-                self._save_weights(model, "best.safetensors", res.val_loss)
+                try:
+                    self._save_weights(model, "best.safetensors", res.val_loss)
+                except OSError as exc:
+                    raise RunFailed(f"checkpoint write failed at step {self.p.step} in {self.run.checkpoint_dir}: "
+                                        f"{exc.strerror or exc} (disk full?); the previous checkpoint is intact") from None
             self._save_last(model, self._opt_ref(), sampler)
         self._update_run(step=self.p.step, epoch=sampler.epoch, tokens_seen=self.p.tokens_seen,
                             best_val_loss=self.p.best_val_loss, best_val_ppl=math.exp(min(self.p.best_val_loss, 700)),
@@ -394,6 +412,15 @@ class Trainer:
     def _save_last(self, model: torch.nn.Module, opt: torch.optim.Optimizer | None, sampler: WindowSampler) -> None:
         if opt is None:
             return
+        try:
+            self._write_last(model, opt, sampler)
+        except OSError as exc:
+            raise RunFailed(
+                f"checkpoint write failed at step {self.p.step} in {self.run.checkpoint_dir}: {exc.strerror or exc} "
+                f"(disk full?); the previous checkpoint is intact — free space, then --resume {self.run.path}"
+            ) from None
+
+    def _write_last(self, model: torch.nn.Module, opt: torch.optim.Optimizer, sampler: WindowSampler) -> None:
         # weights first, then the state that points at them: a crash between the two leaves
         # a state one evaluation older than the weights, never a state with no weights
         self._save_weights(model, "last.safetensors", None)
@@ -433,7 +460,8 @@ def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) 
     run = create_run(runs_dir, exp.name, run_id)
     write_json_atomic(run.config_path, experiment_to_table(exp))
     write_json_atomic(run.run_path, {"experiment": exp.name, "run_id": run.run_id, "status": "starting",
-                                     "created_at": time.time()})
+                                     "created_at": time.time(), "pid": os.getpid(),
+                                     "proc_start": _proc_start_ticks(os.getpid()), "host": socket.gethostname()})
     return run
 
 

@@ -1,0 +1,253 @@
+"""Faults injected for real: kill -9, SIGHUP, SIGINT/SIGTERM, NaN loss, write errors, two runs
+at once, out of memory; every fault must lose nothing a user can resume from."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_lab.runs import RunDir, load_history, pid_alive, read_jsonl
+from tui_lab.runs.launcher import launch_detached, stop_run, wait_for_status
+from tui_lab.train.checkpoint import load_model, load_train_state
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+[experiments.tiny.model]
+kind = "gpt"
+vocab_size = 256
+max_seq_len = 64
+d_model = 32
+num_heads = 2
+d_ff = 64
+num_layers = 1
+[experiments.tiny.data]
+dataset = "pydoc"
+tokenizer = "byte"
+[experiments.tiny.train]
+batch_size = 4
+max_steps = {steps}
+eval_every = {eval_every}
+eval_max_tokens = 1024
+log_every = 5
+lr = 1e-3
+"""
+
+
+def config(tmp_path: Path, steps: int = 100000, eval_every: int = 10) -> Path:
+    path = tmp_path / "experiments.toml"
+    path.write_text(TINY.format(steps=steps, eval_every=eval_every))
+    return path
+
+
+def train_proc(cfg: Path, runs: Path, run_id: str, *extra: str, env=None, preexec=None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir", str(runs),
+         "--run-id", run_id, "--quiet", "--device", "cpu", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **(env or {})}, preexec_fn=preexec)
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def eval_steps(run: RunDir) -> list[int]:
+    return [e["step"] for e in load_history(run) if e["event"] == "eval"]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_never_corrupts_and_resumes(tmp_path):
+    """20 trials: SIGKILL at a random moment (during start-up, training, evaluation or a
+    checkpoint write); the run then reads 'interrupted', its files stay readable, every
+    checkpoint loads, and --resume continues with the same step numbering."""
+    cfg = config(tmp_path, steps=100000, eval_every=10)
+    runs = tmp_path / "runs"
+    rng = random.Random(1234)
+    resumed = 0
+    for trial in range(20):
+        run = RunDir(runs / "tiny" / f"trial{trial:02d}")
+        p = train_proc(cfg, runs, run.run_id)
+        if trial % 4 == 0:  # some kills land before the first checkpoint, in start-up
+            time.sleep(rng.uniform(0.2, 2.0))
+        else:
+            wait_until(lambda: (run.checkpoint_dir / "last.state.pt").exists(), 90, "a first checkpoint")
+            time.sleep(rng.uniform(0.0, 1.5))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        info = run.read_run()
+        assert info.get("status") in (None, "interrupted"), info  # never "running" once the process is gone
+        events, _ = read_jsonl(run.metrics_path)  # a partial last line is ignored, never an error
+        assert all(isinstance(e, dict) for e in events)
+        for name in ("best.safetensors", "last.safetensors"):
+            if (run.checkpoint_dir / name).exists():
+                load_model(run.checkpoint_dir / name)  # raises if corrupt
+        if (run.checkpoint_dir / "last.state.pt").exists():
+            state = load_train_state(run.checkpoint_dir / "last.state.pt")
+            ckpt_step = state["progress"]["step"]
+            if trial % 5 == 1:
+                resumed += 1
+                r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg),
+                                    "--resume", str(run.path), "--quiet", "--device", "cpu"],
+                                   capture_output=True, text=True, timeout=300,
+                                   env={**os.environ, "TUI_LAB_FAULT_NAN_STEP": str(ckpt_step + 21)})
+                assert r.returncode == 1 and run.read_run()["status"] == "diverged", r.stderr  # ended by the NaN
+                steps = [e["step"] for e in load_history(run) if e["event"] == "train"]
+                assert steps == sorted(set(steps)), "step numbering must continue without repeats"
+                resume = [e for e in load_history(run) if e["event"] == "resume"][-1]
+                assert resume["step"] == ckpt_step
+    assert resumed >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_stop_gracefully_with_a_checkpoint(tmp_path, sig):
+    cfg = config(tmp_path, eval_every=1000)  # no evaluation checkpoint before the stop
+    runs = tmp_path / "runs"
+    run = RunDir(runs / "tiny" / "r")
+    p = train_proc(cfg, runs, "r")
+    wait_until(lambda: any(e["event"] == "train" for e in read_jsonl(run.metrics_path)[0]), 90, "training")
+    os.kill(p.pid, sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    info = run.read_run()
+    assert info["status"] == "stopped" and "stopped by signal" in info["message"]
+    state = load_train_state(run.checkpoint_dir / "last.state.pt")
+    assert state["progress"]["step"] == info["step"] > 0
+    load_model(run.checkpoint_dir / "last.safetensors")
+
+
+@pytest.mark.slow
+def test_sighup_to_the_app_leaves_training_running(tmp_path):
+    """The app's process group gets SIGHUP (the SSH connection dropped); the training process it
+    launched lives in its own session and goes on; a new app instance reattaches."""
+    cfg = config(tmp_path, steps=100000)
+    runs = tmp_path / "runs"
+    app_like = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from tui_lab.runs.launcher import launch_detached\n"
+         f"run, p = launch_detached('tiny', config=Path({str(cfg)!r}), runs_dir=Path({str(runs)!r}), device='cpu')\n"
+         "print(run.path, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    run = RunDir(Path(app_like.stdout.readline().strip()))
+    assert wait_for_status(run, ("running",), 90) == "running"
+    os.killpg(app_like.pid, signal.SIGHUP)
+    app_like.wait(timeout=10)
+    assert app_like.returncode == -signal.SIGHUP
+    time.sleep(1.0)
+    info = run.read_run()
+    assert info["status"] == "running" and pid_alive(info["pid"], info.get("proc_start"))
+    step = info.get("step") or 0
+    wait_until(lambda: (run.read_run().get("step") or 0) > step, 60, "progress after the hang-up")
+    assert stop_run(run)
+    assert wait_for_status(run, ("stopped",), 60) == "stopped"
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_the_run_as_diverged_keeping_the_last_good_checkpoint(tmp_path):
+    cfg = config(tmp_path, steps=1000, eval_every=10)
+    runs = tmp_path / "runs"
+    p = train_proc(cfg, runs, "r", env={"TUI_LAB_FAULT_NAN_STEP": "23"})
+    out, err = p.communicate(timeout=300)
+    run = RunDir(runs / "tiny" / "r")
+    info = run.read_run()
+    assert p.returncode == 1 and info["status"] == "diverged"
+    assert "step 25" in info["message"] and "lr" in info["message"]  # found at the next log step
+    model, meta = load_model(run.checkpoint_dir / "last.safetensors")  # finite weights, else this raises
+    assert meta["step"] == 20
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _limit_file_size(limit: int):
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+@pytest.mark.slow
+def test_checkpoint_write_error_is_reported_and_previous_checkpoint_intact(tmp_path):
+    cfg = config(tmp_path, steps=40, eval_every=10)
+    runs = tmp_path / "runs"
+    run = RunDir(runs / "tiny" / "r")
+    p = train_proc(cfg, runs, "r")
+    wait_until(lambda: run.read_run().get("step", 0) >= 10 and (run.checkpoint_dir / "last.state.pt").exists(),
+               90, "a first checkpoint")
+    os.kill(p.pid, signal.SIGTERM)
+    p.communicate(timeout=60)
+    before = {f.name: f.read_bytes() for f in run.checkpoint_dir.iterdir()}
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--resume",
+                        str(run.path), "--quiet", "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                       preexec_fn=_limit_file_size(64 * 1024))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "checkpoint write failed" in r.stderr and "previous checkpoint is intact" in r.stderr
+    assert "Traceback" not in r.stderr
+    info = run.read_run()
+    assert info["status"] == "failed" and "checkpoint write failed" in info["message"]
+    after = {f.name: f.read_bytes() for f in run.checkpoint_dir.iterdir()}
+    assert after == before  # no partial file, no temp file, old bytes untouched
+    load_model(run.checkpoint_dir / "last.safetensors")
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_write_separate_folders(tmp_path):
+    cfg = config(tmp_path, steps=40, eval_every=10)
+    runs = tmp_path / "runs"
+    launched = [launch_detached("tiny", config=cfg, runs_dir=runs, device="cpu") for _ in range(2)]
+    for run, proc in launched:
+        proc.wait(timeout=300)
+    a, b = (run for run, _ in launched)
+    assert a.path != b.path
+    for run in (a, b):
+        assert run.read_run()["status"] == "finished"
+        steps = [e["step"] for e in load_history(run) if e["event"] == "train"]
+        assert steps == [5, 10, 15, 20, 25, 30, 35, 40]  # one run's events only, none interleaved
+        assert eval_steps(run) == [0, 10, 20, 30, 40]
+
+
+def test_cuda_out_of_memory_fails_the_run_with_a_message_naming_the_batch_size(tmp_path, monkeypatch):
+    """A real torch.cuda.OutOfMemoryError raised from the forward pass (no GPU here)."""
+    from tui_lab.config import load_experiments
+    from tui_lab.train import trainer as trainer_mod
+
+    exp = load_experiments(config(tmp_path, steps=50)).get("tiny")
+    run = trainer_mod.start_run(exp, tmp_path / "runs")
+    import tui_lab.models as models
+
+    original = models.build_model
+
+    def build_oom(cfg):
+        model = original(cfg)
+        calls = {"n": 0}
+        forward = model.forward
+
+        def oom_forward(idx, kv_cache=None):
+            calls["n"] += 1
+            if model.training and calls["n"] > 3:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return forward(idx, kv_cache)
+
+        model.forward = oom_forward
+        return model
+
+    monkeypatch.setattr(models, "build_model", build_oom)
+    t = trainer_mod.Trainer(exp, run, torch.device("cpu"))
+    with pytest.raises(trainer_mod.RunFailed, match="batch_size 4"):
+        t.train()
+    info = run.read_run()
+    assert info["status"] == "failed" and "lower train.batch_size" in info["message"]
