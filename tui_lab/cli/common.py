@@ -19,7 +19,10 @@ ConfigOption = typer.Option(None, "--config", "-c", help="Experiments file (defa
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code`` (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    from rich.text import Text
+
+    # the message is data (it may quote "[experiments.NAME]" or a user's value): never markup
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -82,7 +82,7 @@ def train_cmd(
     info = run.read_run()
     best = info.get("best_val_loss")
     best_txt = f"best val loss {best:.4f} (perplexity {math.exp(best):,.2f})" if best else "no evaluation"
-    console.print(f"{status}: step {info.get('step')}, {best_txt}; {info.get('message') or ''}")
+    console.print(f"{status}: step {info.get('step')}, {best_txt}; {info.get('message') or ''}", markup=False)
     console.print(str(run.path))
     if status in ("diverged", "failed"):
         raise typer.Exit(1)
@@ -143,7 +143,9 @@ class _RichReporter:
                                     f"val ppl {e['val_ppl']:,.2f}  acc {e['val_acc']:.3f}"
                                     + ("  [green]best[/]" if e.get("is_best") else ""))
         elif ev == "sample":
-            self.live.console.print(f"  [dim]{e['prompt']}[/]{e['text']!r}", highlight=False)
+            from rich.text import Text
+
+            self.live.console.print(Text.assemble("  ", (e["prompt"], "dim"), repr(e["text"])), highlight=False)
 
 
 def _make_reporter(quiet: bool):
