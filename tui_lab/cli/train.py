@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -64,7 +65,7 @@ def train_cmd(
         raise typer.Exit(_torchrun(name, run, nproc_per_node, device, resume is not None, config))
     from ..train.distributed import under_torchrun
 
-    if under_torchrun() and int(__import__("os").environ.get("RANK", "0")) != 0:
+    if under_torchrun() and os.environ.get("RANK", "0") != "0":
         quiet = True
     else:
         console.print(f"run folder: [bold]{run.path}[/]")
@@ -79,6 +80,8 @@ def train_cmd(
             status = trainer.train()
     except TuiLabError as exc:
         fail(str(exc), getattr(exc, "exit_code", 2))
+    if under_torchrun() and os.environ.get("RANK", "0") != "0":
+        return  # rank 0 reports for the job
     info = run.read_run()
     best = info.get("best_val_loss")
     best_txt = f"best val loss {best:.4f} (perplexity {math.exp(best):,.2f})" if best else "no evaluation"
