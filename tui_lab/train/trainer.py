@@ -204,6 +204,8 @@ class Trainer:
                 from torch.nn.parallel import DistributedDataParallel
 
                 train_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            if cfg.compile:  # state-dict keys stay clean: checkpoints save the uncompiled `model`
+                train_model = torch.compile(train_model)
         except Exception as exc:
             self._fail(str(exc))
             raise
