@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .sources import source_fingerprint, source_size, split_texts
 from .tokenizers import Tokenizer
 
@@ -148,22 +148,6 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _atomic_write(folder: Path, final: Path, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def load_tokens(data_cfg, split: str, tokenizer: Tokenizer, cache_dir: str | os.PathLike | None = None,
                 progress: Progress | None = None) -> TokenArray:
     """The token ids of one split, from the cache or tokenized now and cached.
@@ -225,13 +209,13 @@ def load_tokens(data_cfg, split: str, tokenizer: Tokenizer, cache_dir: str | os.
         if counts["n_tokens"] == 0:
             raise DataError(f"the {split} split of {data_cfg.path or data_cfg.dataset} is empty")
 
-    _atomic_write(folder, meta_path.with_suffix(".bin"), write_ids)
+    atomic_write(meta_path.with_suffix(".bin"), write_ids)
     if progress and total is not None and counts["n_bytes"] != total:
         progress(total, total)  # newline translation or replaced bytes: end the bar at 100 %
     meta = {**counts, "dtype": dtype.name, "split": split, "source": source,
             "dataset": data_cfg.path or data_cfg.dataset, "config": data_cfg.config,
             "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size, "format": FORMAT_VERSION}
-    _atomic_write(folder, meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
     arr = _open(meta_path)
     if arr is None:  # only if someone removed the files between write and read
         raise DataError(f"token cache {meta_path}: written but unreadable")

@@ -40,11 +40,12 @@ import json
 import os
 import secrets
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..atomic import write_atomic
 
 STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
 """``interrupted`` is never written: it is what a reader reports for a run whose
@@ -55,29 +56,6 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
-
-    Raises:
-        OSError: the write failed (disk full, permissions); ``path`` is left as it was.
-    """
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
