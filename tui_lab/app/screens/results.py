@@ -8,7 +8,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
@@ -49,7 +49,13 @@ class ExportDialog(ModalScreen[tuple[str, str] | None]):
 
 
 class ResultsScreen(Screen):
-    """Every run in a sortable table; Enter shows the highlighted run's progression."""
+    """Every run in a sortable table; the highlighted run's perplexity progression below."""
+
+    DEFAULT_CSS = """
+    ResultsScreen #results { height: auto; max-height: 60%; }
+    ResultsScreen #progression-scroll { height: 1fr; border-top: tall $panel; padding: 0 1; }
+    ResultsScreen #export-dialog, ResultsScreen Vertical { height: auto; }
+    """
 
     BINDINGS = [Binding("escape,r", "app.pop_screen", "Back"), Binding("e", "export", "Export"),
                 Binding("o", "sort", "Sort by column")]
@@ -64,7 +70,8 @@ class ResultsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="results", cursor_type="cell", zebra_stripes=True)
-        yield Static(id="progression")
+        with VerticalScroll(id="progression-scroll"):
+            yield Static(id="progression")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -96,13 +103,15 @@ class ResultsScreen(Screen):
         dt.sort(key, key=as_key, reverse=self._reverse)
         self._reverse = not self._reverse
 
-    @on(DataTable.RowHighlighted, "#results")
-    def _show_progression(self, event: DataTable.RowHighlighted) -> None:
+    @on(DataTable.CellHighlighted, "#results")
+    def _show_progression(self, event: DataTable.CellHighlighted) -> None:
         try:
-            run = resolve_run(str(event.row_key.value), self.runs_dir)
+            run = resolve_run(str(event.cell_key.row_key.value), self.runs_dir)
         except LookupError:
             return
-        self.query_one("#progression", Static).update(render(progression_table(run), "md"))
+        from rich.markdown import Markdown
+
+        self.query_one("#progression", Static).update(Markdown(render(progression_table(run), "md")))
 
     def action_export(self) -> None:
         def done(choice: tuple[str, str] | None) -> None:
