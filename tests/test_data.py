@@ -159,21 +159,19 @@ def test_missing_folder_or_split_file_names_the_path(tmp_path, tmp_cache):
         list(split_texts(cfg, "dev"))
 
 
-def test_pydoc_splits_are_disjoint_topics():
+def test_pydoc_splits_share_no_topic_and_no_paragraph():
     from pydoc_data.topics import topics
 
     cfg = DataConfig(dataset="pydoc", tokenizer="byte")
     splits = {s: list(split_texts(cfg, s)) for s in ("train", "validation", "test")}
     assert all(splits.values())
     assert splits == {s: list(split_texts(cfg, s)) for s in splits}  # deterministic
-    owner = {}
-    for split, rows in splits.items():
-        for row in rows:
-            keys = {k for k, v in topics.items() if v.rstrip("\n") == row.rstrip("\n")}
-            assert keys, "every row is one whole topic"
-            for k in keys:
-                assert owner.setdefault(k, split) == split, f"topic {k!r} in {owner[k]} and {split}"
-    assert set(owner) == set(topics)  # every topic lands somewhere
+    texts = {v.rstrip("\n") for v in topics.values()}
+    assert all(row.rstrip("\n") in texts for row in splits["train"])  # training rows are whole topics
+    paragraphs = {s: {p.strip() for row in rows for p in row.split("\n\n") if p.strip()} for s, rows in splits.items()}
+    assert not paragraphs["train"] & paragraphs["validation"]
+    assert not paragraphs["train"] & paragraphs["test"]
+    assert not paragraphs["validation"] & paragraphs["test"]
     chars = {s: sum(map(len, rows)) for s, rows in splits.items()}
     assert chars["train"] > 5 * chars["validation"] > 0 and chars["test"] > 0
 

@@ -34,6 +34,7 @@ def check_cmd(
                                                help="Experiments file, then experiment names for --sanity."),
     sanity: bool = typer.Option(False, "--sanity", help="Also build each model and its data and run quick sanity checks."),
     device: str = typer.Option("cpu", "--device", help="Device for --sanity."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="section.key=value for --sanity (e.g. data.path=DIR)."),
 ) -> None:
     """Validate an experiments file without running anything (exit 2 on the first bad key)."""
     args = list(args or [])
@@ -53,7 +54,7 @@ def check_cmd(
     failed = False
     for name in names:
         try:
-            exp = cfg.get(name)
+            exp = cfg.get(name, list(overrides or []))
             checks = run_sanity_checks(exp, device=device)
         except TuiLabError as exc:
             fail(str(exc))

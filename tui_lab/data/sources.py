@@ -43,20 +43,33 @@ def local_split_file(folder: str | Path, split: str) -> Path:
 
 def pydoc_topics(split: str) -> list[str]:
     """Python's documentation topics (``pydoc_data.topics``, shipped with CPython), split by
-    topic: the distinct topic texts in sorted order; those at index 1 mod 10 go to validation
-    (~10 % of the characters), 5 mod 10 to test, the rest to train."""
+    topic: the distinct topic texts in sorted order; those at index 1 mod 10 go to validation,
+    5 mod 10 to test, the rest to train.
+
+    Topics quote each other (a statement's topic repeats paragraphs of the grammar topics), so
+    a validation or test topic keeps only the paragraphs that no training topic contains,
+    and test drops those validation has: the splits share no paragraph.
+    """
     _check_split(split)
     from pydoc_data.topics import topics
 
-    # several topic names share one text: split the distinct texts, or a text could land
-    # in two splits and leak validation into training
-    texts = sorted({text.rstrip("\n") + "\n\n" for text in topics.values()})
-    out = []
+    # several topic names share one text: split the distinct texts, not the names
+    texts = sorted({text.rstrip("\n") for text in topics.values()})
+    parts: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     for i, text in enumerate(texts):
-        which = "validation" if i % 10 == 1 else "test" if i % 10 == 5 else "train"
-        if which == split:
-            out.append(text)
-    return out
+        parts["validation" if i % 10 == 1 else "test" if i % 10 == 5 else "train"].append(text)
+    seen: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for name in ("train", "validation", "test"):
+        kept = []
+        for text in parts[name]:
+            paragraphs = [p for p in text.split("\n\n") if p.strip()]
+            fresh = [p for p in paragraphs if p.strip() not in seen] if name != "train" else paragraphs
+            seen.update(p.strip() for p in paragraphs)
+            if fresh:
+                kept.append("\n\n".join(fresh) + "\n\n")
+        out[name] = kept
+    return out[split]
 
 
 def split_texts(data_cfg, split: str) -> Iterator[str]:
@@ -122,7 +135,7 @@ def source_fingerprint(data_cfg, split: str) -> str:
         st = f.stat()
         return f"file:{f}:{st.st_size}:{st.st_mtime_ns}"
     if data_cfg.dataset == "pydoc":
-        return f"pydoc:{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}:{split}"
+        return f"pydoc-v3:{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}:{split}"
     return f"hub:{data_cfg.dataset}:{data_cfg.config}:{split}"
 
 
