@@ -272,6 +272,8 @@ class Trainer:
                 for micro in range(cfg.grad_accum_steps):
                     x, y, ended = sampler.next_batch()
                     epoch_ended |= ended
+                    if dev.type == "cuda":  # page-locked copies let the transfer overlap compute
+                        x, y = x.pin_memory(), y.pin_memory()
                     x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
                     last_micro = micro == cfg.grad_accum_steps - 1
                     sync = train_model.no_sync() if ctx.enabled and not last_micro else contextlib.nullcontext()

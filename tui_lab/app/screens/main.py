@@ -131,7 +131,7 @@ class MainScreen(Screen):
             row = (name, f"[{STATUS_STYLE.get(status, 'default')}]{status}[/]", fmt_int(n_params), fmt_ppl(best))
             if name in table.rows:
                 for col, value in zip(table.columns, row):
-                    table.update_cell(name, col, value)
+                    table.update_cell(name, col, value, update_width=True)
             else:
                 table.add_row(*row, key=name)
         self.refresh_runs()
@@ -154,9 +154,9 @@ class MainScreen(Screen):
         else:
             for s in summaries:
                 key = str(s.run.path)
-                runs_table.update_cell(key, runs_table.ordered_columns[1].key, s.status)
-                runs_table.update_cell(key, runs_table.ordered_columns[2].key, str(s.info.get("step", "-")))
-                runs_table.update_cell(key, runs_table.ordered_columns[3].key, fmt_ppl(s.info.get("best_val_ppl")))
+                runs_table.update_cell(key, runs_table.ordered_columns[1].key, s.status, update_width=True)
+                runs_table.update_cell(key, runs_table.ordered_columns[2].key, str(s.info.get("step", "-")), update_width=True)
+                runs_table.update_cell(key, runs_table.ordered_columns[3].key, fmt_ppl(s.info.get("best_val_ppl")), update_width=True)
         self.show_detail(name)
 
     def select_run(self, run: RunDir | None) -> None:
