@@ -19,38 +19,14 @@ from tui_lab.app.screens.main import MainScreen
 from tui_lab.config import load_experiments
 from tui_lab.runs import RunDir, pid_alive, write_json_atomic
 
-TINY = """
-[settings]
-runs_dir = "runs"
+from tiny import tiny_toml
 
-[experiments.{name}]
-description = "tiny test model"
-[experiments.{name}.model]
-kind = "gpt"
-vocab_size = 256
-max_seq_len = 64
-d_model = 32
-num_heads = 2
-d_ff = 64
-num_layers = 1
-[experiments.{name}.data]
-dataset = "pydoc"
-tokenizer = "byte"
-[experiments.{name}.train]
-batch_size = 4
-max_steps = {steps}
-eval_every = 20
-eval_max_tokens = 2048
-log_every = 5
-lr = 1e-3
-sample_every = 1
-sample_prompts = ["The "]
-"""
 
 
 def write_config(folder: Path, steps: int = 400, names=("tiny",)) -> Path:
     path = folder / "experiments.toml"
-    path.write_text("".join(TINY.format(name=n, steps=steps) for n in names).replace('[settings]\nruns_dir = "runs"\n', "", len(names) - 1))
+    path.write_text('[settings]\nruns_dir = "runs"\n\n' + "".join(
+        tiny_toml(n, max_steps=steps, eval_every=20, sample_every=1, sample_prompts=["The "]) for n in names))
     return path
 
 
@@ -141,7 +117,7 @@ async def test_queue_runs_experiments_one_after_another(tmp_path, kill_runs):
         await pilot.press("down", "a")  # second
         await wait_for(pilot, lambda: len(list(runs_dir.glob("*/*/run.json"))) == 2
                        and all(json.loads(p.read_text()).get("status") == "finished"
-                               for p in runs_dir.glob("*/*/run.json")), timeout=150, what="both queued runs")
+                               for p in runs_dir.glob("*/*/run.json")), timeout=400, what="both queued runs")
     infos = sorted((json.loads(p.read_text()) for p in runs_dir.glob("*/*/run.json")), key=lambda i: i["started_at"])
     assert [i["experiment"] for i in infos] == ["first", "second"]
     assert infos[0]["ended_at"] <= infos[1]["started_at"]  # one after the other, not at once

@@ -11,26 +11,8 @@ import pytest
 
 from tui_lab.runs import RunDir, load_history
 
-CFG = """
-[experiments.tiny.model]
-kind = "gpt"
-vocab_size = 256
-max_seq_len = 64
-d_model = 32
-num_heads = 2
-d_ff = 64
-num_layers = 1
-[experiments.tiny.data]
-dataset = "pydoc"
-tokenizer = "byte"
-[experiments.tiny.train]
-batch_size = 8
-max_steps = 30
-eval_every = 10
-eval_max_tokens = 2048
-log_every = 5
-lr = 1e-3
-"""
+from tiny import tiny_toml
+
 
 
 def train(cfg: Path, runs: Path, *extra: str) -> RunDir:
@@ -48,7 +30,7 @@ def losses(run: RunDir, event: str, key: str) -> dict[int, float]:
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     cfg = tmp_path / "experiments.toml"
-    cfg.write_text(CFG)
+    cfg.write_text(tiny_toml(batch_size=8, max_steps=30))
     single = train(cfg, tmp_path / "single")
     ddp = train(cfg, tmp_path / "ddp", "--nproc-per-node", "2", "--set", "train.batch_size=4")
     info = json.loads(ddp.run_path.read_text())

@@ -20,33 +20,15 @@ from tui_lab.runs import RunDir, load_history, pid_alive, read_jsonl
 from tui_lab.runs.launcher import launch_detached, stop_run, wait_for_status
 from tui_lab.train.checkpoint import load_model, load_train_state
 
+from tiny import tiny_toml
+
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = """
-[experiments.tiny.model]
-kind = "gpt"
-vocab_size = 256
-max_seq_len = 64
-d_model = 32
-num_heads = 2
-d_ff = 64
-num_layers = 1
-[experiments.tiny.data]
-dataset = "pydoc"
-tokenizer = "byte"
-[experiments.tiny.train]
-batch_size = 4
-max_steps = {steps}
-eval_every = {eval_every}
-eval_max_tokens = 1024
-log_every = 5
-lr = 1e-3
-"""
 
 
 def config(tmp_path: Path, steps: int = 100000, eval_every: int = 10) -> Path:
     path = tmp_path / "experiments.toml"
-    path.write_text(TINY.format(steps=steps, eval_every=eval_every))
+    path.write_text(tiny_toml(max_steps=steps, eval_every=eval_every, eval_max_tokens=1024))
     return path
 
 
