@@ -1,4 +1,14 @@
-"""`tui-lab export`: result tables (Markdown, CSV, LaTeX, JSON) and curve plots."""
+"""`tui-lab export`: result tables (Markdown, CSV, LaTeX, JSON) and curve plots of runs.
+
+Examples::
+
+    tui-lab export                                   # every run, Markdown, to stdout
+    tui-lab export -f csv -o results.csv             # the same as CSV, written atomically
+    tui-lab export --progression exp3/20260101-...   # one run's perplexity at each evaluation
+    tui-lab export --compare --run exp1 --run exp2   # runs side by side, changes between them
+    tui-lab export --plot ppl -o curves.png          # validation perplexity curves
+    tui-lab export -f latex --columns experiment,num_params,tokens_seen,best_val_ppl
+"""
 
 from __future__ import annotations
 
@@ -12,71 +22,118 @@ from .common import fail
 
 
 def export_cmd(
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Default: settings.runs_dir of ./experiments.toml, else ./runs."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md, csv, latex or json."),
-    run: Optional[list[str]] = typer.Option(None, "--run", help="A run folder, experiment/run_id or run id (repeatable)."),
-    progression: Optional[str] = typer.Option(None, "--progression", help="The perplexity progression of one run."),
-    compare: bool = typer.Option(False, "--compare", help="Compare the --run runs side by side, in order."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    price: Optional[float] = typer.Option(None, "--price-per-gpu-hour", help="USD per GPU-hour for the cost column."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="loss or ppl: draw the runs' curves to --output (.png/.svg)."),
+    runs_dir: Optional[Path] = typer.Option(
+        None, "--runs-dir", help="Where the runs are. Default: settings.runs_dir of ./experiments.toml, else ./runs."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", "-f", help="md, csv, latex or json. Default: from --output's extension, else md."),
+    run: Optional[list[str]] = typer.Option(
+        None, "--run", help="A run folder, experiment/run_id or run id (repeatable). Default: every run."),
+    progression: Optional[str] = typer.Option(
+        None, "--progression", help="Export this run's validation perplexity at each evaluation."),
+    compare: bool = typer.Option(
+        False, "--compare", help="Set the runs side by side (in --run order) with the changes between them."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write this file (atomically), not stdout."),
+    price: Optional[float] = typer.Option(
+        None, "--price-per-gpu-hour", help="USD per GPU-hour for the cost column. Default: "
+        "settings.gpu_hour_price_usd of ./experiments.toml, else 0 (no cost)."),
+    plot: Optional[str] = typer.Option(
+        None, "--plot", help="loss or ppl: draw the runs' curves into --output (.png or .svg)."),
+    columns: Optional[str] = typer.Option(
+        None, "--columns", help="Only these columns, in this order: comma-separated keys (the CSV header), "
+        "e.g. experiment,num_params,tokens_seen,best_val_ppl."),
+    x_axis: str = typer.Option("tokens", "--x-axis", help="For --plot: tokens (tokens seen) or step."),
 ) -> None:
-    """Export result tables of runs (all runs by default) or plot their curves."""
+    """Export result tables of runs (all runs by default), or plot their curves."""
     from ..errors import TuiLabError
-    from ..results import FORMATS, all_runs, comparison_table, progression_table, render, resolve_run, runs_table
-    from ..runs.store import write_atomic
+    from ..results import all_runs, comparison_table, progression_table, render, resolve_run, runs_table
+    from ..results.formats import FORMATS, format_for_path, normalize_format, write_output
 
-    folder, default_price = _defaults(runs_dir)
-    price = default_price if price is None else price
-    if fmt not in FORMATS:
-        fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if price is not None and not price >= 0:
+        fail(f"--price-per-gpu-hour {price}: give a price of 0 or more (USD per GPU-hour)")
+    if progression and compare:
+        fail("--progression and --compare: choose one table")
+    if output is not None and output.is_dir():
+        fail(f"--output {output}: is a folder; give a file name")
+    if plot is None:
+        try:
+            fmt = normalize_format(fmt or (format_for_path(output) if output else None) or "md")
+        except ValueError:
+            fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    folder, price = _defaults(runs_dir, price)
+
     try:
-        chosen = [resolve_run(spec, folder) for spec in run or []]
+        chosen = _unique([resolve_run(spec, folder) for spec in run or []])
         if progression:
-            table = progression_table(resolve_run(progression, folder))
-            chosen = chosen or [resolve_run(progression, folder)]
+            one = resolve_run(progression, folder)
+            table = progression_table(one)
+            chosen = chosen or [one]
         else:
             chosen = chosen or all_runs(folder)
             if not chosen:
-                fail(f"no runs under {folder}: train something first (tui-lab train demo)")
+                fail(f"no runs under {folder}: train one first (tui-lab train demo), or pass --runs-dir")
+            if compare and len(chosen) < 2:
+                fail("--compare needs two or more runs (give --run for each, in the order to compare)")
             table = comparison_table(chosen, price) if compare else runs_table(chosen, price)
     except LookupError as exc:
-        fail(str(exc).strip("'\""))
-    if plot:
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    if columns is not None:
+        try:
+            table = table.select([k.strip() for k in columns.split(",") if k.strip()])
+        except KeyError as exc:
+            fail(f"--columns: {exc.args[0]}")
+        if not table.columns:
+            fail("--columns: give one or more column keys, comma-separated")
+
+    if plot is not None:
         if output is None:
             fail("--plot needs --output FILE.png or FILE.svg")
-        try:
-            from ..results.plot import plot_runs
+        from ..results.plot import plot_runs
 
-            plot_runs(chosen, plot, output)
+        try:
+            plot_runs(chosen, plot, output, x=x_axis)
         except TuiLabError as exc:
             fail(str(exc))
         except OSError as exc:
-            fail(f"{output}: cannot write: {exc.strerror}")
-        print(output)
+            fail(f"{output}: cannot write ({exc.strerror or exc})")
+        typer.echo(f"wrote {output}", err=True)
         return
+
     text = render(table, fmt)
     if output is None:
         sys.stdout.write(text)
+        sys.stdout.flush()
         return
     try:
-        write_atomic(output, text)
+        write_output(output, text)
     except OSError as exc:
-        fail(f"{output}: cannot write: {exc.strerror}")
-    print(output)
+        fail(f"{output}: cannot write ({exc.strerror or exc})")
+    typer.echo(f"wrote {output}", err=True)
 
 
-def _defaults(runs_dir: Optional[Path]) -> tuple[Path, float]:
-    """--runs-dir, else ./experiments.toml's settings (runs_dir and price), else ./runs."""
+def _unique(runs: list) -> list:
+    """``runs`` without repeats (the same folder named twice), first mention kept."""
+    seen: set[Path] = set()
+    out = []
+    for r in runs:
+        key = r.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _defaults(runs_dir: Optional[Path], price: Optional[float]) -> tuple[Path, float]:
+    """``--runs-dir`` and ``--price-per-gpu-hour``; what is not given comes from
+    ./experiments.toml's settings when that file exists, else ``./runs`` and 0."""
     from ..config import DEFAULT_FILENAME, ConfigError, load_experiments
+    from .common import runs_dir_for
 
-    price = 0.0
-    if Path(DEFAULT_FILENAME).exists():
+    if (runs_dir is None or price is None) and Path(DEFAULT_FILENAME).is_file():
         try:
             cfg = load_experiments(DEFAULT_FILENAME)
+        except ConfigError as exc:
+            fail(f"{exc} (or pass --runs-dir and --price-per-gpu-hour to export without it)")
+        runs_dir = runs_dir_for(cfg, runs_dir)
+        if price is None:
             price = cfg.settings.gpu_hour_price_usd
-            if runs_dir is None:
-                runs_dir = Path(cfg.settings.runs_dir)
-        except ConfigError:
-            pass
-    return (runs_dir or Path("runs")), price
+    return (runs_dir or Path("runs")), (price or 0.0)

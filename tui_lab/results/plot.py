@@ -1,65 +1,114 @@
-"""Curves of runs as PNG or SVG through matplotlib (the optional ``plot`` extra)."""
+"""Curves of runs as PNG or SVG through matplotlib (the optional ``plot`` extra:
+``pip install 'tui-lab[plot]'``). matplotlib is imported only when a plot is drawn, and
+through its object API on the Agg canvas, so pyplot's global state is never touched."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 from ..errors import TuiLabError
-from ..runs.store import RunDir, load_history, write_atomic
+from ..runs.store import RunDir, load_history
+from .formats import write_output
 
 KINDS = ("loss", "ppl")
+"""``loss``: train and validation loss (nats/token); ``ppl``: validation perplexity, log y-axis."""
+
+X_AXES = ("tokens", "step")
+"""What the x-axis counts: tokens seen, or optimizer steps."""
+
+FILE_TYPES = (".png", ".svg")
 
 
-def plot_runs(runs: list[RunDir], kind: str, output: Path) -> Path:
-    """Draw train + validation loss (``loss``) or validation perplexity (``ppl``, log scale)
-    against tokens seen for each run, and write ``output`` (.png or .svg) atomically.
+class PlotError(TuiLabError):
+    """A plot could not be drawn: matplotlib missing, a bad choice, or nothing to draw."""
+
+
+def _matplotlib() -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotError("plots need matplotlib: pip install 'tui-lab[plot]'") from None
+    return Figure
+
+
+def _xy(events: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    key = "tokens_seen" if x == "tokens" else "step"
+    for e in events:
+        xv, yv = e.get(key), e.get(y)
+        if isinstance(xv, (int, float)) and isinstance(yv, (int, float)):
+            xs.append(xv)
+            ys.append(yv)
+    return xs, ys
+
+
+def plot_runs(runs: list[RunDir], kind: str, output: Path | str, x: str = "tokens") -> Path:
+    """Draw the curves of ``runs`` and write ``output`` (``.png`` or ``.svg``) atomically.
+
+    ``kind``: ``loss`` draws each run's train loss (thin line) and validation loss
+    (markers) in one colour; ``ppl`` draws validation perplexity on a log y-axis.
+    ``x``: ``tokens`` (tokens seen) or ``step``. History comes from
+    :func:`~tui_lab.runs.store.load_history` (events a resume superseded are dropped).
 
     Raises:
-        TuiLabError: matplotlib missing, unknown kind or file type, no data.
+        PlotError: matplotlib missing, unknown kind / axis / file type, or no data to draw.
+        OSError: ``output`` cannot be written (nothing is left behind).
     """
     if kind not in KINDS:
-        raise TuiLabError(f"--plot {kind!r}: choose loss or ppl")
+        raise PlotError(f"--plot {kind!r}: choose one of {', '.join(KINDS)}")
+    if x not in X_AXES:
+        raise PlotError(f"x-axis {x!r}: choose one of {', '.join(X_AXES)}")
     output = Path(output)
-    if output.suffix.lower() not in (".png", ".svg"):
-        raise TuiLabError(f"--output {output}: a plot is written as .png or .svg")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise TuiLabError("plots need matplotlib: pip install 'tui-lab[plot]'") from None
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fmt = output.suffix.lower()
+    if fmt not in FILE_TYPES:
+        raise PlotError(f"{output}: a plot is written as {' or '.join(FILE_TYPES)}")
+    Figure = _matplotlib()
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    ax = fig.add_subplot()
     drawn = 0
-    for run in runs:
+    for i, run in enumerate(runs):
         events = load_history(run)
         label = f"{run.experiment}/{run.run_id}"
-        ev = [e for e in events if e.get("event") == "eval"]
+        color = f"C{i % 10}"
+        evals = [e for e in events if e.get("event") == "eval"]
         if kind == "loss":
-            tr = [e for e in events if e.get("event") == "train" and e.get("train_loss") is not None]
-            if tr:
-                line, = ax.plot([e["tokens_seen"] for e in tr], [e["train_loss"] for e in tr], lw=1, alpha=0.7,
-                                label=f"{label} train")
-                ax.plot([e["tokens_seen"] for e in ev], [e["val_loss"] for e in ev], "o-", color=line.get_color(),
-                        lw=1.5, ms=3, label=f"{label} val")
+            tx, ty = _xy([e for e in events if e.get("event") == "train"], x, "train_loss")
+            vx, vy = _xy(evals, x, "val_loss")
+            if tx:
+                ax.plot(tx, ty, color=color, lw=1, alpha=0.6, label=f"{label} train")
+            if vx:
+                ax.plot(vx, vy, "o-", color=color, lw=1.5, ms=3, label=f"{label} val")
+            drawn += bool(tx or vx)
+        else:
+            vx, vy = _xy(evals, x, "val_ppl")
+            if vx:
+                ax.plot(vx, vy, "o-", color=color, lw=1.5, ms=3, label=label)
                 drawn += 1
-        elif ev:
-            ax.plot([e["tokens_seen"] for e in ev], [e["val_ppl"] for e in ev], "o-", ms=3, label=label)
-            drawn += 1
     if not drawn:
-        plt.close(fig)
-        raise TuiLabError("nothing to plot: the chosen runs have no logged metrics yet")
-    ax.set_xlabel("tokens seen")
+        raise PlotError("nothing to plot: the chosen runs have no logged metrics yet")
+    ax.set_xlabel("tokens seen" if x == "tokens" else "optimizer step")
     ax.set_ylabel("loss (nats/token)" if kind == "loss" else "validation perplexity")
+    ax.set_title("Training and validation loss" if kind == "loss" else "Validation perplexity")
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, ScalarFormatter
+
+    if x == "tokens":
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100M, not 1e8
     if kind == "ppl":
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())  # 50, 100, 200: perplexities people read
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
-    fig.savefig(buf, format=output.suffix[1:].lower(), metadata={"Date": None} if output.suffix == ".svg" else None)
-    plt.close(fig)
-    write_atomic(output, buf.getvalue())
+    # no creation date in the file: the same runs give the same bytes
+    metadata = {"Date": None} if fmt == ".svg" else {"Software": None}
+    from matplotlib import rc_context
+
+    with rc_context({"svg.hashsalt": "tui-lab"}):  # stable SVG element ids
+        fig.savefig(buf, format=fmt[1:], metadata=metadata)
+    write_output(output, buf.getvalue())
     return output
