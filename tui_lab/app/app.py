@@ -3,19 +3,21 @@
 Keys: t train · s stop · R resume · a queue · c chat · r results · q quit (also in the
 command palette, ctrl+p). Training never runs in this process: it is a
 ``tui-lab train`` process in its own OS session, so quitting the app or losing the SSH
-connection leaves it running; starting the app again shows it live.
+connection leaves it running; starting the app again shows it live. This module imports
+neither torch nor anything that does: the chat screen imports it when it opens.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from ..config import ExperimentsConfig
 from .screens.main import MainScreen
+
+RESUMABLE = ("stopped", "interrupted", "failed", "diverged")
 
 
 class TuiLabApp(App):
@@ -27,19 +29,15 @@ class TuiLabApp(App):
         super().__init__()
         self.cfg = cfg
         base = Path(cfg.settings.runs_dir)
-        self.runs_dir = runs_dir or (base if base.is_absolute() else cfg.path.resolve().parent / base)
+        self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
-        self._nvml: Any = None
-        self.counts_enabled = True  # parameter / token counts from `tui-lab list` (off in snapshot tests)
+        self.counts_enabled = True  # parameter / token counts from `tui-lab list --json` (off in snapshot tests)
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
 
     @property
     def main(self) -> MainScreen:
-        return self.get_screen_stack_main()
-
-    def get_screen_stack_main(self) -> MainScreen:
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 return screen
@@ -50,101 +48,114 @@ class TuiLabApp(App):
         """Start training the highlighted experiment in a detached process."""
         from ..runs.launcher import launch_detached
 
-        name = self.main.highlighted_experiment()
+        main = self.main
+        name = main.highlighted_experiment()
         if name is None:
             return
-        run, _ = launch_detached(name, config=self.cfg.path, runs_dir=self.runs_dir,
-                                 cwd=self.cfg.path.resolve().parent)
-        self.notify(f"started {name}: {run.path}", title="train")
-        self.main.refresh_runs()
-        self.main.select_run(run)
+        busy = main.running_run(name)
+        try:
+            run, proc = launch_detached(name, config=self.cfg.path, runs_dir=self.runs_dir,
+                                        cwd=self.cfg.path.resolve().parent)
+        except OSError as exc:
+            self.notify(f"cannot start {name}: {exc}", severity="error", markup=False)
+            return
+        main.follow_new_run(run, proc)
+        extra = f" (beside the running {busy.run_id})" if busy else ""
+        self.notify(f"started {name}{extra}: {run.path}", title="train", markup=False)
 
     def action_stop(self) -> None:
-        """Ask the selected run to stop gracefully (checkpoint, then status 'stopped')."""
+        """Ask the selected run (or, if it is not running, the highlighted experiment's running
+        run) to stop gracefully: it saves a checkpoint and ends as 'stopped'."""
         from ..runs.launcher import stop_run
 
-        st = self.main.state
-        if st is None or not stop_run(st.run):
+        main = self.main
+        targets = [r for r in (main.selected, main.running_run(main.highlighted_experiment())) if r is not None]
+        for run in targets:
+            if stop_run(run):
+                self.notify(f"stopping {run.experiment}/{run.run_id} (saving a checkpoint)", title="stop")
+                return
+        if any(str(r.path) in main.launched for r in targets):
+            self.notify("the run is still starting: press s again in a moment", severity="warning")
+        else:
             self.notify("no running run selected", severity="warning")
-            return
-        self.notify(f"stopping {st.run.experiment}/{st.run.run_id} (saving a checkpoint)", title="stop")
 
     def action_resume(self) -> None:
-        """Resume the selected stopped / interrupted / failed run from its last checkpoint."""
+        """Resume the selected stopped / interrupted run from its last checkpoint."""
         from ..runs.launcher import launch_detached
 
-        st = self.main.state
-        if st is None:
+        main = self.main
+        run = main.selected
+        if run is None:
+            self.notify("no run selected", severity="warning")
             return
-        status = st.run.read_run().get("status")
-        if status not in ("stopped", "interrupted", "failed", "diverged"):
-            self.notify(f"only a stopped or interrupted run can be resumed (this one is {status})", severity="warning")
+        status = run.read_run().get("status")
+        if status not in RESUMABLE:
+            self.notify(f"only a stopped or interrupted run can be resumed (this one is {status or 'starting'})",
+                        severity="warning")
             return
-        if not (st.run.checkpoint_dir / "last.state.pt").is_file():
+        if not (run.checkpoint_dir / "last.state.pt").is_file():
             self.notify("this run has no checkpoint to resume from", severity="warning")
             return
-        launch_detached(st.run.experiment, config=self.cfg.path, runs_dir=self.runs_dir, resume=st.run,
-                        cwd=self.cfg.path.resolve().parent)
-        self.notify(f"resuming {st.run.experiment}/{st.run.run_id}", title="resume")
+        try:
+            _, proc = launch_detached(run.experiment, config=self.cfg.path, runs_dir=self.runs_dir, resume=run,
+                                      cwd=self.cfg.path.resolve().parent)
+        except OSError as exc:
+            self.notify(f"cannot resume: {exc}", severity="error", markup=False)
+            return
+        main.select_run(run, proc)
+        self.notify(f"resuming {run.experiment}/{run.run_id}", title="resume")
 
     def action_enqueue(self) -> None:
-        """Add the highlighted experiment to the queue (runs after the ones before it)."""
+        """Add the highlighted experiment to the queue; start the queue runner if none runs."""
         from ..runs import queue
 
-        name = self.main.highlighted_experiment()
+        main = self.main
+        name = main.highlighted_experiment()
         if name is None:
             return
-        entries = queue.add(self.runs_dir, name, self.cfg.path)
-        started = queue.start_runner(self.runs_dir)
-        self.notify(f"queue: {', '.join(e['experiment'] for e in entries)}" + (" (runner started)" if started else ""),
-                    title="queue")
+        try:
+            entries = queue.add(self.runs_dir, name, self.cfg.path)
+            started = queue.start_runner(self.runs_dir)
+        except OSError as exc:
+            self.notify(f"cannot queue {name}: {exc}", severity="error", markup=False)
+            return
+        self.notify("queue: " + " → ".join(e["experiment"] for e in entries) + (" (runner started)" if started else ""),
+                    title="queue", markup=False)
+        if main.scanner is not None:
+            main.scanner.poke()
 
     def action_chat(self) -> None:
         """Chat with the selected run's best checkpoint."""
-        st = self.main.state
-        ckpt = st.run.best_checkpoint() if st else None
+        run = self.main.selected
+        ckpt = run.best_checkpoint() if run else None
         if ckpt is None:
             self.notify("no checkpoint yet: the trainer saves one at each evaluation", severity="warning")
             return
-        from .screens.chat import ChatScreen
-
+        try:
+            from .screens.chat import ChatScreen
+        except ImportError as exc:
+            self.notify(f"chat not available: {exc}", severity="error", markup=False)
+            return
         self.push_screen(ChatScreen(ckpt))
 
     def action_results(self) -> None:
-        from .screens.results import ResultsScreen
-
+        try:
+            from .screens.results import ResultsScreen
+        except ImportError as exc:
+            self.notify(f"results not available: {exc}", severity="error", markup=False)
+            return
         self.push_screen(ResultsScreen(self.runs_dir, self.cfg.settings.gpu_hour_price_usd))
 
     def get_system_commands(self, screen):
         """The app's keys in the command palette (ctrl+p), besides Textual's own."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Train", "Train the highlighted experiment in the background (t)", self.action_train)
-        yield SystemCommand("Stop", "Stop the selected run gracefully (s)", self.action_stop)
-        yield SystemCommand("Resume", "Resume the selected stopped run (R)", self.action_resume)
-        yield SystemCommand("Queue", "Queue the highlighted experiment (a)", self.action_enqueue)
-        yield SystemCommand("Chat", "Chat with the selected run's best checkpoint (c)", self.action_chat)
-        yield SystemCommand("Results", "Result tables and export (r)", self.action_results)
-
-    # ------------------------------------------------------------------ GPU
-    def gpu_line(self, info: dict[str, Any]) -> str:
-        """GPU memory and utilisation through NVIDIA's management library, for CUDA runs."""
-        device = str(info.get("device", ""))
-        if not device.startswith("cuda"):
-            return ""
-        try:
-            if self._nvml is None:
-                import pynvml
-
-                pynvml.nvmlInit()
-                self._nvml = pynvml
-            nv = self._nvml
-            index = int(device.split(":")[1]) if ":" in device else 0
-            handle = nv.nvmlDeviceGetHandleByIndex(index)
-            mem = nv.nvmlDeviceGetMemoryInfo(handle)
-            util = nv.nvmlDeviceGetUtilizationRates(handle)
-            return f"GPU {util.gpu}% · {mem.used / 2**30:.1f}/{mem.total / 2**30:.1f} GiB"
-        except Exception:  # no driver, no library: the panel just says so
-            return "GPU stats unavailable (NVML)"
+        if isinstance(screen, MainScreen):
+            yield SystemCommand("Train", "Train the highlighted experiment in the background (t)", self.action_train)
+            yield SystemCommand("Stop", "Stop the selected run gracefully (s)", self.action_stop)
+            yield SystemCommand("Resume", "Resume the selected stopped run (R)", self.action_resume)
+            yield SystemCommand("Queue", "Add the highlighted experiment to the queue (a)", self.action_enqueue)
+            yield SystemCommand("Chat", "Chat with the selected run's best checkpoint (c)", self.action_chat)
+            yield SystemCommand("Results", "Result tables and export (r)", self.action_results)
 
 
 def run_app(cfg: ExperimentsConfig) -> None:

@@ -1,13 +1,20 @@
 """Streaming generation from a checkpoint, with a KV cache.
 
 :class:`Generator` loads a checkpoint (the model is rebuilt from its stored config; no
-code from the file runs), then :meth:`Generator.stream` yields tokens one by one. With
-the KV cache each step feeds only the newest token (cost per token does not grow with
-the whole sequence); without it (``use_kv_cache=False``) each step re-runs the whole
-window, as exp7's chat did. When the context reaches ``max_seq_len`` it slides: the
-cache is rebuilt from the last three quarters of the window (positions are absolute
-in the ``gpt`` family, so a slide must recompute), or generation stops when
-``on_full="stop"``.
+code from the file runs), then :meth:`Generator.stream` yields tokens one by one as
+:class:`TokenEvent` objects. With the KV cache each step feeds only the newest token, so
+the cost of a token does not grow with a recomputation of the whole sequence; without it
+(``use_kv_cache=False``) each step re-runs the whole window, as exp7's chat did.
+
+The context window: the model sees ``ids[start:]``, at most ``max_seq_len`` tokens. When
+the next token would not fit, the window **slides**: it restarts from the last three
+quarters of the window (one prefill; positions are absolute in the ``gpt`` family, so a
+slide must recompute), or generation stops when ``on_full="stop"``. The cached and the
+uncached paths use the same windows, so greedy decoding gives the same tokens either way.
+
+Text is decoded from token bytes with an incremental UTF-8 decoder, so a character split
+across tokens is emitted whole, once its last byte arrives; text that might be the start
+of a stop string is held back until it is known not to be one.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import torch
 from ..errors import TuiLabError
 from .sampling import SamplingParams, sample_next
 
+ON_FULL = ("slide", "stop")
+
 
 class GenerationError(TuiLabError):
     """A checkpoint or tokenizer that cannot be used for generation."""
@@ -30,36 +39,56 @@ class GenerationError(TuiLabError):
 
 @dataclass
 class TokenEvent:
-    """One generated token: its id and the text it completes (``""`` while a UTF-8
-    character is still partial)."""
+    """One generated token and the text it releases.
 
-    token_id: int
+    ``text`` is ``""`` while a UTF-8 character is still partial or while the text could be
+    the start of a stop string. ``token_id`` is ``None`` only for a last event that
+    releases held-back text without a new token. Joining every event's ``text`` gives
+    :attr:`GenerationStats.text`.
+    """
+
+    token_id: int | None
     text: str
 
 
 @dataclass
 class GenerationStats:
-    """``ttft_s``: seconds from the call to the first token (prefill included);
-    ``tokens_per_s``: generated tokens per second over the whole call."""
+    """Totals of one :meth:`Generator.stream` call.
+
+    ``ttft_s``: seconds from the call to the first token (tokenizing and prefill included);
+    ``tokens_per_s``: generated tokens per second over the whole call; ``decode_tokens_per_s``:
+    tokens after the first per second (the steady decode rate, without the prefill).
+    """
 
     n_tokens: int = 0
+    prompt_tokens: int = 0
     ttft_s: float | None = None
     elapsed_s: float = 0.0
     stop_reason: str = ""
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
+    seed: int | None = None
+    slides: int = 0
 
     @property
     def tokens_per_s(self) -> float:
         return self.n_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def decode_tokens_per_s(self) -> float:
+        if self.ttft_s is None or self.n_tokens < 2 or self.elapsed_s <= self.ttft_s:
+            return 0.0
+        return (self.n_tokens - 1) / (self.elapsed_s - self.ttft_s)
+
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "n_tokens": self.n_tokens, "tokens_per_s": round(self.tokens_per_s, 2),
                 "ttft_s": round(self.ttft_s, 4) if self.ttft_s is not None else None,
-                "elapsed_s": round(self.elapsed_s, 4), "stop_reason": self.stop_reason}
+                "decode_tokens_per_s": round(self.decode_tokens_per_s, 2),
+                "elapsed_s": round(self.elapsed_s, 4), "prompt_tokens": self.prompt_tokens,
+                "stop_reason": self.stop_reason, "seed": self.seed, "slides": self.slides}
 
 
-StopRule = Callable[[list[int]], str | None]
+StopRule = Callable[[list[int]], "str | None"]
 
 
 def resolve_checkpoint(path: Path | str) -> Path:
@@ -70,27 +99,49 @@ def resolve_checkpoint(path: Path | str) -> Path:
     """
     from ..runs.store import RunDir
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         ckpt = RunDir(path).best_checkpoint()
         if ckpt is None:
-            raise GenerationError(f"{path}: no checkpoint in this folder yet (checkpoints/best.safetensors)")
+            raise GenerationError(f"{path}: no checkpoint in this folder yet (checkpoints/best.safetensors); "
+                                  "give a run folder or a checkpoint file")
         return ckpt
     if not path.exists():
         raise GenerationError(f"{path}: no such checkpoint file or run folder")
     return path
 
 
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(text), len(s) - 1), best, -1):
+            if s.startswith(text[-k:]):
+                best = k
+                break
+    return best
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    found = [text.find(s) for s in stops if s and s in text]
+    return min(found) if found else None
+
+
 class Generator:
     """Generate from ``model`` with ``tokenizer`` on ``device``.
 
     Args:
+        model: a tui-lab model (``forward(idx, kv_cache=None)``, ``new_kv_cache``, ``config``).
+        tokenizer: ``encode``, ``decode_bytes`` and ``eot_token`` (see ``tui_lab.data``).
         use_kv_cache: decode with the model's KV cache (default) or recompute the window.
         on_full: ``"slide"`` (default) or ``"stop"`` when the context reaches max_seq_len.
+        metadata: the checkpoint's metadata (``checkpoint``, ``experiment``, ``data``...).
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device | str = "cpu", *,
                  use_kv_cache: bool = True, on_full: str = "slide", metadata: dict[str, Any] | None = None):
+        if on_full not in ON_FULL:
+            raise ValueError(f"on_full must be one of {', '.join(ON_FULL)} (got {on_full!r})")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -104,10 +155,11 @@ class Generator:
     def from_checkpoint(cls, path: Path | str, device: str = "auto", tokenizer_path: str | None = None,
                         **kwargs: Any) -> "Generator":
         """Load a checkpoint file or run folder; the tokenizer comes from the checkpoint's
-        ``data`` metadata unless ``tokenizer_path`` is given.
+        ``data`` metadata (``tokenizer``, ``tokenizer_path``) unless ``tokenizer_path`` is given.
 
         Raises:
-            GenerationError, CheckpointError, DataError: unusable checkpoint or tokenizer.
+            GenerationError, CheckpointError, DataError, TrainingError (unknown device):
+                an unusable checkpoint, tokenizer or device (all ``TuiLabError``).
         """
         from ..data import load_tokenizer
         from ..train.checkpoint import load_model
@@ -117,8 +169,14 @@ class Generator:
         ckpt = resolve_checkpoint(path)
         model, meta = load_model(ckpt, dev)
         data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
-        name = data.get("tokenizer", "gpt2")
+        name = str(data.get("tokenizer") or "gpt2")
         tok_path = tokenizer_path or data.get("tokenizer_path")
+        if tok_path and not tokenizer_path and not Path(tok_path).expanduser().exists():
+            # a relative path was relative to the run's experiments file: look from the run folder up
+            for base in ckpt.parents:
+                if (base / tok_path).is_dir():
+                    tok_path = str(base / tok_path)
+                    break
         tokenizer = load_tokenizer(name, tok_path)
         if tokenizer.vocab_size > model.config["vocab_size"]:
             raise GenerationError(f"{ckpt}: tokenizer '{name}' has {tokenizer.vocab_size} tokens, "
@@ -127,90 +185,103 @@ class Generator:
         return cls(model, tokenizer, dev, metadata=meta, **kwargs)
 
     # ------------------------------------------------------------------ decoding
-    @torch.no_grad()
-    def _logits_full(self, ids: list[int]) -> torch.Tensor:
-        window = ids[-self.max_len :]
-        x = torch.tensor([window], dtype=torch.long, device=self.device)
-        return self.model(x)[0, -1]
+    def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
+        """Logits ``[V]`` (float32) after ``ids``; with a cache, ``ids`` are appended to it.
+
+        ``no_grad`` is entered per call, never held across a ``yield`` (it is thread-local
+        state that would leak into the caller's code between tokens)."""
+        with torch.no_grad():
+            x = torch.tensor([ids], dtype=torch.long, device=self.device)
+            return self.model(x, kv_cache=cache)[0, -1].float()
 
     def stream(self, prompt: str | list[int], params: SamplingParams, *, stop_rule: StopRule | None = None,
                should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]:
-        """Yield the generated tokens one by one; :attr:`last_stats` holds the totals after.
+        """Yield the generated tokens one by one; :attr:`last_stats` holds the totals
+        (updated as it goes, complete once the iterator ends).
 
-        Stops at ``max_new_tokens``, at the tokenizer's end-of-text token, when a stop
-        string appears in the text (the text is cut before it), when ``stop_rule(ids)``
-        returns a reason, when ``should_stop()`` turns True (the UI's Esc), or, with
-        ``on_full="stop"``, at ``max_seq_len``.
+        Stops at ``max_new_tokens``, at the tokenizer's end-of-text token (not yielded),
+        when a stop string appears in the text (the text is cut before it), when
+        ``stop_rule(new_ids)`` returns a reason, when ``should_stop()`` turns True (the
+        UI's Esc; checked before each forward pass), or, with ``on_full="stop"``, when the
+        sequence reaches ``max_seq_len``. A prompt longer than the window keeps its end.
 
         Raises:
             ValueError: invalid sampling parameters.
         """
         params.validate()
         t0 = time.perf_counter()
-        stats = GenerationStats()
+        seed = params.seed if params.seed is not None else int(time.time_ns() % 2**31)
+        stats = GenerationStats(seed=seed)
         self.last_stats = stats
-        prompt_ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        if not prompt_ids:
+        prompt_ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        if not prompt_ids:  # nothing to condition on: start from end-of-text (or byte 0)
             prompt_ids = [self.tokenizer.eot_token if self.tokenizer.eot_token is not None else 0]
-        ids = prompt_ids[-(self.max_len - 1) :]
+        ids = prompt_ids[-max(1, self.max_len - 1):]  # leave room for at least one new token
+        stats.prompt_tokens = len(ids)
+        start = 0  # the model sees ids[start:]
+        keep = max(1, self.max_len * 3 // 4)
         gen = torch.Generator(device="cpu")
-        gen.manual_seed(params.seed if params.seed is not None else int(time.time_ns() % 2**31))
+        gen.manual_seed(seed)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = tuple(s for s in params.stop if s)
+        eot = self.tokenizer.eot_token
         new: list[int] = []
-        cache = None
-        with torch.no_grad():
-            if self.use_kv_cache:
-                cache = self.model.new_kv_cache(1, device=self.device)
-                logits = self.model(torch.tensor([ids], device=self.device), kv_cache=cache)[0, -1]
-            else:
-                logits = self._logits_full(ids)
-            while True:
-                if should_stop and should_stop():
-                    stats.stop_reason = "stopped"
-                    break
-                nxt = sample_next(logits, params, torch.tensor(new, dtype=torch.long, device=logits.device), gen)
-                if self.tokenizer.eot_token is not None and nxt == self.tokenizer.eot_token:
-                    stats.stop_reason = "eos"
-                    break
-                new.append(nxt)
-                ids.append(nxt)
-                piece = decoder.decode(self.tokenizer.decode_bytes([nxt]))
-                if stats.ttft_s is None:
-                    stats.ttft_s = time.perf_counter() - t0
-                stats.text += piece
-                stats.n_tokens = len(new)
-                cut = _first_stop(stats.text, params.stop)
-                if cut is not None:
-                    stats.text = stats.text[:cut]
-                    stats.stop_reason = "stop string"
-                    break
+        stats.token_ids = new  # grows in place: right even if the caller stops iterating early
+        emitted = 0  # characters of stats.text already yielded
+        cache = self.model.new_kv_cache(1, device=self.device) if self.use_kv_cache else None
+        logits = self._forward(ids, cache)
+        while True:
+            nxt = sample_next(logits, params, new, gen)
+            if eot is not None and nxt == eot:
+                stats.stop_reason = "eos"
+                break
+            new.append(nxt)
+            ids.append(nxt)
+            if stats.ttft_s is None:
+                stats.ttft_s = time.perf_counter() - t0
+            stats.n_tokens = len(new)
+            stats.text += decoder.decode(self.tokenizer.decode_bytes([nxt]))
+            reason = None
+            cut = _first_stop(stats.text, stops)
+            if cut is not None:
+                stats.text, reason = stats.text[:cut], "stop string"
+            elif stop_rule is not None and (rule := stop_rule(new)):
+                reason = rule
+            elif len(new) >= params.max_new_tokens:
+                reason = "max_new_tokens"
+            elif len(ids) - start >= self.max_len and self.on_full == "stop":
+                reason = "max_seq_len"
+            if reason:
+                stats.stop_reason = reason
+                if reason != "stop string":
+                    stats.text += decoder.decode(b"", final=True)
+                piece, emitted = stats.text[emitted:], len(stats.text)
+                stats.elapsed_s = time.perf_counter() - t0
                 yield TokenEvent(nxt, piece)
-                reason = stop_rule(new) if stop_rule else None
-                if reason:
-                    stats.stop_reason = reason
-                    break
-                if len(new) >= params.max_new_tokens:
-                    stats.stop_reason = "max_new_tokens"
-                    break
-                if len(ids) >= self.max_len and self.on_full == "stop":
-                    stats.stop_reason = "max_seq_len"
-                    break
+                break
+            safe = len(stats.text) - _held_back(stats.text, stops) if stops else len(stats.text)
+            piece = stats.text[emitted:safe]
+            emitted = max(emitted, safe)
+            stats.elapsed_s = time.perf_counter() - t0
+            yield TokenEvent(nxt, piece)
+            if should_stop is not None and should_stop():
+                stats.stop_reason = "stopped"
+                break
+            if len(ids) - start > self.max_len:  # the newest token has no position left: slide
+                start = len(ids) - keep
+                stats.slides += 1
                 if cache is not None:
-                    if cache.length >= self.max_len:  # slide: rebuild the cache from the recent window
-                        keep = ids[-(self.max_len * 3 // 4) :]
-                        cache.reset()
-                        logits = self.model(torch.tensor([keep], device=self.device), kv_cache=cache)[0, -1]
-                    else:
-                        logits = self.model(torch.tensor([[nxt]], device=self.device), kv_cache=cache)[0, -1]
-                else:
-                    logits = self._logits_full(ids)
-        tail = decoder.decode(b"", final=True)
-        if tail and not stats.stop_reason == "stop string":
-            stats.text += tail
-        stats.token_ids = new
+                    cache.reset()
+                logits = self._forward(ids[start:], cache)
+            elif cache is not None:
+                logits = self._forward([nxt], cache)
+            else:
+                logits = self._forward(ids[start:], None)
+        if stats.stop_reason in ("eos", "stopped"):
+            stats.text += decoder.decode(b"", final=True)
+            if len(stats.text) > emitted:
+                yield TokenEvent(None, stats.text[emitted:])
         stats.elapsed_s = time.perf_counter() - t0
-        if not stats.stop_reason:
-            stats.stop_reason = "max_new_tokens"
 
     def complete(self, prompt: str | list[int], params: SamplingParams, **kwargs: Any) -> GenerationStats:
         """Run :meth:`stream` to the end; returns its stats (with the full text)."""
@@ -219,16 +290,11 @@ class Generator:
         return self.last_stats
 
 
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    found = [text.find(s) for s in stops if s and s in text]
-    return min(found) if found else None
-
-
 def generate_text(model: torch.nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 40,
                   temperature: float = 0.8, top_k: int = 50, seed: int = 0,
                   device: torch.device | str = "cpu") -> str:
-    """A short sampled continuation of ``prompt`` (the trainer's sample panel); restores
-    the model's train/eval mode."""
+    """A short sampled continuation of ``prompt`` (the trainer's sample panel), with the KV
+    cache; restores the model's train/eval mode."""
     was_training = model.training
     try:
         gen = Generator(model, tokenizer, device)

@@ -4,7 +4,7 @@
   prompt ``Human: {message}``, temperature 0.3, CTRL repetition penalty 1.1, top-p 0.9,
   100 new tokens; stops on EOS, the same token three times in a row, a repeated
   3-token pattern, or max_seq_len; the reply is the text after ``Bot:`` if present,
-  else the generated text.
+  else the text after the prompt (the generated text).
 - ``completion``: the seeds' generation samples: plain continuation of the prompt.
 - ``chat``: multi-turn ``Human:`` / ``Bot:`` with history, oldest turns dropped to fit
   the context window.
@@ -29,7 +29,8 @@ def exp7_stop_rule(ids: list[int]) -> str | None:
 
 
 def after_bot(text: str) -> str:
-    """exp7's reply: the text after the first ``Bot:`` if there is one, else all of it."""
+    """exp7's reply from the generated text (the text after the prompt): the text after the
+    first ``Bot:`` if there is one, else all of it; stripped."""
     if "Bot:" in text:
         text = text.split("Bot:", 1)[1]
     return text.strip()
@@ -37,6 +38,10 @@ def after_bot(text: str) -> str:
 
 @dataclass(frozen=True)
 class Preset:
+    """How a message becomes a prompt (:meth:`prompt`), the sampling defaults, extra stop
+    rules over the generated ids, what to do at ``max_seq_len`` (``on_full``), and how the
+    reply is read from the generated text (``reply``)."""
+
     name: str
     description: str
     params: SamplingParams

@@ -1,14 +1,29 @@
 """Exp7's architecture: DeepSeek-style multi-head latent attention + SiLU-gated MLP, causal.
 
 Pre-norm blocks with RMSNorm (Zhang & Sennrich 2019); the token embedding is scaled by
-``sqrt(d_model)`` and tied to the output head (no output bias). Attention is multi-head
-latent attention (DeepSeek-V2, arXiv 2405.04434) with low-rank queries
-(``d → q_lora_rank`` with bias, RMSNorm, ``→ heads·head_dim``) and keys/values from a
-compressed latent (``d → kv_lora_rank + head_dim`` with bias; RMSNorm on the latent;
-``kv_lora_rank → heads·head_dim`` values). Queries and the shared key are rotated with
-RoPE (RoFormer, arXiv 2104.09864) over the whole head dimension: there is no "nope"
-part, exactly as exp7 was configured. The MLP is SiLU-gated (Shazeer 2020), no bias.
-Unlike exp7's own code the attention is causal.
+``sqrt(d_model)`` and tied to the output head (no output bias); a final RMSNorm.
+
+Attention is multi-head latent attention (MLA; DeepSeek-V2, arXiv 2405.04434, §2.1):
+
+* queries through a low-rank bottleneck: ``d → q_lora_rank`` (bias), RMSNorm,
+  ``q_lora_rank → heads·head_dim`` (no bias);
+* one down-projection ``d → kv_lora_rank + head_dim`` (bias) gives the compressed latent
+  ``c_kv`` and the decoupled RoPE key; RMSNorm on ``c_kv``, then
+  ``kv_lora_rank → heads·head_dim`` values (no bias);
+* RoPE (RoFormer, arXiv 2104.09864) on the whole head dimension of queries and key:
+  ``qk_rope_head_dim = head_dim = d/heads`` and **no** "nope" part, exactly as exp7 was
+  configured, so the key is the rotated RoPE key alone, **shared by all heads** (as
+  DeepSeek-V2's ``k_R``);
+* ``v_head_dim = d/heads``; output projection ``heads·head_dim → d`` with bias.
+
+The MLP is SiLU-gated (``down(silu(gate(x)) * up(x))``, Shazeer 2020, arXiv 2002.05202),
+no bias. Unlike exp7's own code, whose attention added an all-ones mask, attention here is
+causal.
+
+Parameters per layer (d=256, 4 heads, ranks 128, d_ff=1024, as exp7): attention 213,824
+(q_down 32,896 + q_norm 128 + q_up 32,768 + kv_down 49,344 + kv_norm 128 + v_up 32,768 +
+out_proj 65,792), MLP 786,432, two norms 512; with vocab 49,152, 3 layers and the final
+norm: 15,585,472.
 """
 
 from __future__ import annotations
@@ -21,60 +36,45 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kv_cache import KVCache, attend
-
-
-class RMSNorm(nn.Module):
-    """``x / rms(x) * weight`` over the last dimension (Zhang & Sennrich 2019)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
-
-
-def rope_tables(dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin ``[max_len, dim/2]`` for rotary position embedding."""
-    inv = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
-    ang = torch.outer(torch.arange(max_len, dtype=torch.float32), inv)
-    return ang.cos(), ang.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of ``x [B, H, T, D]`` by position; cos/sin ``[T, D/2]``."""
-    x1, x2 = x[..., 0::2].float(), x[..., 1::2].float()
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-    return out.type_as(x)
+from .layers import RMSNorm, apply_rope, check_positions, rope_tables
 
 
 class LatentAttention(nn.Module):
+    """Causal multi-head latent attention: ``x [B, T, d]`` → ``[B, T, d]``.
+
+    ``cos``/``sin`` ``[T, head_dim/2]`` are the RoPE rows of the T absolute positions.
+    Keys are ``[B, 1, T, head_dim]`` (one per position, shared by the heads; broadcast in
+    :func:`.kv_cache.attend`), values ``[B, heads, T, head_dim]``.
+    """
+
     def __init__(self, d: int, heads: int, q_rank: int, kv_rank: int, dropout: float):
         super().__init__()
         self.heads, self.head_dim, self.kv_rank = heads, d // heads, kv_rank
         self.q_down = nn.Linear(d, q_rank)
         self.q_norm = RMSNorm(q_rank)
         self.q_up = nn.Linear(q_rank, heads * self.head_dim, bias=False)
-        self.kv_down = nn.Linear(d, kv_rank + self.head_dim)
+        self.kv_down = nn.Linear(d, kv_rank + self.head_dim)  # [latent c_kv | RoPE key]
         self.kv_norm = RMSNorm(kv_rank)
         self.v_up = nn.Linear(kv_rank, heads * self.head_dim, bias=False)
         self.out_proj = nn.Linear(heads * self.head_dim, d)
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x, cos, sin, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
+                layer: int) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.q_up(self.q_norm(self.q_down(x))).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         latent, k_rope = self.kv_down(x).split([self.kv_rank, self.head_dim], dim=-1)
         v = self.v_up(self.kv_norm(latent)).view(B, T, self.heads, self.head_dim).transpose(1, 2)
-        k = k_rope.view(B, T, 1, self.head_dim).transpose(1, 2)  # one key shared by all heads
+        k = k_rope.unsqueeze(1)  # [B, 1, T, head_dim]: one key shared by all heads
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         y = attend(q, k, v, cache, layer, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.out_proj(y.transpose(1, 2).reshape(B, T, -1)))
 
 
 class GatedMLP(nn.Module):
+    """SiLU-gated feed-forward ``down(silu(gate(x)) * up(x))``, ``d → d_ff → d``, no bias."""
+
     def __init__(self, d: int, d_ff: int):
         super().__init__()
         self.gate = nn.Linear(d, d_ff, bias=False)
@@ -86,27 +86,49 @@ class GatedMLP(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm block: ``x + attn(attn_norm(x))`` then ``x + mlp(mlp_norm(x))``."""
+
     def __init__(self, cfg: dict[str, Any]):
         super().__init__()
-        d = cfg["d_model"]
+        d, p = cfg["d_model"], cfg.get("dropout", 0.0)
         self.attn_norm = RMSNorm(d)
-        self.attn = LatentAttention(d, cfg["num_heads"], cfg["q_lora_rank"], cfg["kv_lora_rank"], cfg.get("dropout", 0.0))
+        self.attn = LatentAttention(d, cfg["num_heads"], cfg["q_lora_rank"], cfg["kv_lora_rank"], p)
         self.mlp_norm = RMSNorm(d)
         self.mlp = GatedMLP(d, cfg["d_ff"])
-        self.drop = nn.Dropout(cfg.get("dropout", 0.0))
+        self.drop = nn.Dropout(p)
 
-    def forward(self, x, cos, sin, cache, layer):
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
+                layer: int) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
 class DeepSeekLM(nn.Module):
-    """``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``.
+    """Exp7's DeepSeek-style decoder (MLA + SiLU-gated MLP + RMSNorm), causal.
 
-    The KV cache holds the per-head values and the single shared rotated key per position.
+    Args:
+        config: a validated ``model`` table with ``kind = "deepseek"``, ``q_lora_rank`` and
+            ``kv_lora_rank``; kept as ``self.config``. Use :func:`tui_lab.models.build_model`.
+
+    ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
+    (unnormalised logits); positions as in :class:`~tui_lab.models.gpt.GPT`.
+
+    KV cache: per layer, the **rotated shared key** ``[B, 1, max_seq_len, head_dim]`` and the
+    per-head **values** ``[B, heads, max_seq_len, head_dim]`` — ``d_model + head_dim``
+    numbers per position and layer (320 for exp7), against ``2·d_model`` for plain
+    multi-head attention. Caching the latent instead (``kv_lora_rank + head_dim`` = 192)
+    would be smaller still but needs the value up-projection of every cached position at
+    each step (or absorbing it into ``out_proj``); at these sizes the plain values are simpler
+    and faster.
+
+    Init: weights N(0, 0.02); residual projections (``attn.out_proj``, ``mlp.down``)
+    N(0, 0.02/sqrt(2·num_layers)); the embedding N(0, 0.02/sqrt(d_model)), so that after the
+    ``sqrt(d_model)`` scale the inputs have std 0.02 and the tied head's logits start near
+    zero (loss ≈ ln(vocab_size)); biases zero, norm weights one.
 
     Raises:
-        ValueError: positions beyond ``max_seq_len``.
+        ValueError: ``idx`` not ``[B, T]``, a cache of another batch size, or positions
+            beyond ``max_seq_len``.
     """
 
     def __init__(self, config: dict[str, Any]):
@@ -124,27 +146,26 @@ class DeepSeekLM(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                # embedding std 0.02/sqrt(d): after the sqrt(d) scale inputs have std 0.02, and the tied
-                # head's logits stay small so the loss at init is ~ln(vocab_size)
-                std = 0.02 / math.sqrt(d) if name == "tok_emb.weight" else 0.02
-                if name.endswith("out_proj.weight") or name.endswith("down.weight") and "mlp" in name:
-                    std = 0.02 / math.sqrt(2 * L)
-                nn.init.normal_(p, mean=0.0, std=std)
+            if name == "tok_emb.weight":
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(d))
+            elif name.endswith(("attn.out_proj.weight", "mlp.down.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * L))
+            elif p.dim() >= 2:
+                nn.init.normal_(p, mean=0.0, std=0.02)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
 
     def new_kv_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
+        """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens
+        (shared key + per-head values per layer, see the class docstring)."""
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
         return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim, self.head_dim,
                        device, dtype, k_heads=1)
 
     def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
-        B, T = idx.shape
-        start = kv_cache.length if kv_cache is not None else 0
-        if start + T > self.max_seq_len:
-            raise ValueError(f"positions {start}..{start + T - 1} exceed max_seq_len {self.max_seq_len}")
+        start = check_positions(idx, kv_cache, self.max_seq_len)
+        T = idx.size(1)
         cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
         x = self.drop(self.tok_emb(idx) * self.emb_scale)
         for i, block in enumerate(self.blocks):

@@ -1,11 +1,19 @@
 """The seeds' ``LanguageModel``: a GPT-2-style decoder (exp1-exp6).
 
-Token embedding + learned positional embedding, ``num_layers`` pre-norm blocks of
-multi-head causal self-attention (q, k, v, out projections with bias) and a GELU
-feed-forward (``d_model → d_ff → d_model``, with bias), a final LayerNorm, and an
-output projection tied to the token embedding plus an output bias of ``vocab_size``.
-Sources: GPT-2 (Radford et al. 2019); nanoGPT ``model.py`` (Karpathy).
-Parameters: ``V·d + T·d + L·(4(d²+d) + 2·d·d_ff + d_ff + d + 4d) + 2d + V``.
+Token embedding + learned positional embedding, ``num_layers`` **pre-norm** blocks
+(``x + attn(ln_1(x))``, then ``x + ffn(ln_2(x))``, as GPT-2) of multi-head causal
+self-attention (q, k, v and out projections ``d × d`` with bias — the parameter count
+of ``nn.MultiheadAttention``) and a GELU feed-forward ``d → d_ff → d`` with bias; a final
+LayerNorm; the output projection is tied to the token embedding, plus an output bias
+of ``vocab_size``.
+
+Sources: GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask
+Learners"), Transformer attention (Vaswani et al. 2017, arXiv 1706.03762), and the
+layout of nanoGPT's ``model.py`` (Karpathy).
+
+Parameters (V vocab, T max_seq_len, d d_model, L layers):
+``V·d + T·d + L·(4(d²+d) + (2·d·d_ff + d_ff + d) + 4d) + 2d + V`` — 869,153 for exp1,
+7,342,033 for exp3, 63,873,617 for exp6 (the seed logs' counts).
 """
 
 from __future__ import annotations
@@ -18,9 +26,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kv_cache import KVCache, attend
+from .layers import check_positions
 
 
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: ``x [B, T, d]`` → ``[B, T, d]``.
+
+    Attention itself is ``F.scaled_dot_product_attention`` (see :func:`.kv_cache.attend`
+    for the masks with a cache); ``dropout`` applies to the attention weights (training
+    only) and to the output (residual dropout).
+    """
+
     def __init__(self, d_model: int, num_heads: int, dropout: float):
         super().__init__()
         self.num_heads = num_heads
@@ -34,13 +50,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (p(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-                   for p in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))
         y = attend(q, k, v, cache, layer, self.dropout if self.training else 0.0)
         return self.resid_dropout(self.out_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
 class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + ffn(ln_2(x))``."""
+
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float):
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
@@ -56,13 +74,23 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """GPT-2-style language model.
+    """GPT-2-style language model (the seeds' ``LanguageModel``).
 
-    ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``.
-    With a :class:`KVCache` the tokens take positions ``cache.length …`` and are appended.
+    Args:
+        config: a validated ``model`` table (``ModelConfig.model_dump()``); kept as
+            ``self.config``. Use :func:`tui_lab.models.build_model` rather than this class.
+
+    ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
+    (unnormalised next-token logits). Without a cache the tokens sit at positions
+    ``0 … T-1`` with full causal attention; with a :class:`KVCache` they sit at
+    ``kv_cache.length …``, their keys/values are appended and ``kv_cache.length`` grows by T.
+
+    Init as GPT-2 / nanoGPT: weights N(0, 0.02), biases zero, the two residual output
+    projections per block N(0, 0.02/sqrt(2·num_layers)); the loss at init is ≈ ln(vocab_size).
 
     Raises:
-        ValueError: positions beyond ``max_seq_len``.
+        ValueError: ``idx`` not ``[B, T]``, a cache of another batch size, or positions
+            beyond ``max_seq_len``.
     """
 
     def __init__(self, config: dict[str, Any]):
@@ -77,10 +105,10 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(p)
         self.blocks = nn.ModuleList(Block(d, h, d_ff, p) for _ in range(L))
         self.ln_f = nn.LayerNorm(d)
-        self.out_bias = nn.Parameter(torch.zeros(V))
+        self.out_bias = nn.Parameter(torch.zeros(V))  # the head's weight is tok_emb.weight (tied)
         self.apply(self._init)
         for name, param in self.named_parameters():
-            if name.endswith("out_proj.weight") or name.endswith("ff_out.weight"):
+            if name.endswith(("attn.out_proj.weight", "ff_out.weight")):  # residual projections
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * L))
 
     @staticmethod
@@ -91,17 +119,19 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def new_kv_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens."""
+        """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens.
+
+        Per layer: keys and values ``[batch_size, num_heads, max_seq_len, head_dim]``,
+        preallocated on ``device`` in ``dtype`` (default: the model's).
+        """
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
         return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim,
                        self.head_dim, device, dtype)
 
     def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
-        B, T = idx.shape
-        start = kv_cache.length if kv_cache is not None else 0
-        if start + T > self.max_seq_len:
-            raise ValueError(f"positions {start}..{start + T - 1} exceed max_seq_len {self.max_seq_len}")
+        start = check_positions(idx, kv_cache, self.max_seq_len)
+        T = idx.size(1)
         pos = torch.arange(start, start + T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for i, block in enumerate(self.blocks):

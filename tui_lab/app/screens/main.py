@@ -1,12 +1,20 @@
-"""The main screen: experiments, their runs, and the live panels of the selected run."""
+"""The main screen: experiments and their runs on the left, the selected run live on the right.
+
+Data flow: two thread workers from :mod:`tui_lab.app.watch` read the run store and post
+:class:`~tui_lab.app.watch.StoreScanned` (every run's status, the queue) and
+:class:`~tui_lab.app.watch.RunUpdated` (the selected run's history, as an immutable
+snapshot); the handlers here only hand those to the widgets. Nothing on this screen reads a
+file or waits on a process in the UI thread, except one scan of the ``run.json`` files
+when the screen mounts, so that the first frame already shows every status.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,277 +22,333 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
 
-from ...runs.store import RunDir, list_runs
-from ..watch import RunState
-from ..widgets import CurvePlot
-
-POLL_S = 0.25
-STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red",
-                "diverged": "bold magenta", "interrupted": "red", "never run": "dim", "starting": "green"}
+from ...runs.store import RunDir, RunSummary
+from ..watch import RunSnapshot, RunUpdated, RunWatcher, StoreScan, StoreScanned, StoreScanner, scan_store
+from ..widgets.runs import run_label
+from ..widgets import CurvePlot, ExperimentDetail, ExperimentTable, LogTail, RunsTable, RunStats, SamplesView
 
 
-def fmt_int(n: Any) -> str:
-    return f"{n:,}" if isinstance(n, int) else "…"
+TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "tab-samples": "Samples",
+        "tab-detail": "Config"}
+"""The right-hand tabs, on keys 1-5."""
 
 
-def fmt_ppl(v: Any) -> str:
-    return f"{v:,.2f}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
+@dataclass
+class Launched:
+    """A run this app started whose ``run.json`` the scans have not seen yet."""
 
+    run: RunDir
+    proc: Any
+    launched_at: float
 
-def fmt_duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    def summary(self) -> RunSummary:
+        status = "starting" if self.proc is None or self.proc.poll() is None else "failed"
+        return RunSummary(self.run, {"status": status, "started_at": self.launched_at})
 
 
 class MainScreen(Screen):
-    """Experiments on the left (with their runs), the selected run's live panels on the right."""
+    """Experiments on the left (with their runs and the queue), the selected run's live panels
+    on the right."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     BINDINGS = [
-        Binding("t", "app.train", "Train"),
-        Binding("s", "app.stop", "Stop"),
-        Binding("R", "app.resume", "Resume"),
-        Binding("a", "app.enqueue", "Queue"),
-        Binding("c", "app.chat", "Chat"),
-        Binding("r", "app.results", "Results"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("t", "app.train", "Train", tooltip="Train the highlighted experiment in a background process"),
+        Binding("s", "app.stop", "Stop", tooltip="Stop the selected run (checkpoint, then 'stopped')"),
+        Binding("R", "app.resume", "Resume", key_display="R", tooltip="Resume the selected stopped run"),
+        Binding("a", "app.enqueue", "Queue", tooltip="Add the highlighted experiment to the queue"),
+        Binding("c", "app.chat", "Chat", tooltip="Chat with the selected run's best checkpoint"),
+        Binding("r", "app.results", "Results", tooltip="Every run in a table; export"),
+        Binding("q", "app.quit", "Quit", tooltip="Quit (training goes on)"),
+        *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
+          for i, (tab, label) in enumerate(TABS.items(), 1)],
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.state: RunState | None = None
-        self.counts: dict[str, dict[str, Any]] = {}  # from `tui-lab list --json`, filled in the background
-        self._drawn_version = -1
+        self.scan: StoreScan | None = None
+        self.snapshot: RunSnapshot | None = None
+        self.selected: RunDir | None = None
+        self.follow_latest = True  # follow the newest run of the highlighted experiment
+        self.launched: dict[str, Launched] = {}
+        self.counts: dict[str, dict[str, Any]] = {}  # from `tui-lab list --json`, in the background
+        self.counts_state = "loading"
+        self.watcher = RunWatcher(self.post_message)
+        self.scanner: StoreScanner | None = None
+        self._detail_key: object = None
+        self._tab_drawn: dict[str, object] = {}
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
+                yield ExperimentTable(id="experiments")
                 yield Label("Runs", id="runs-title")
-                yield DataTable(id="runs", cursor_type="row")
+                yield RunsTable(id="runs")
+                yield Static(id="queue")
             with Vertical(id="right"):
-                yield Static(id="stats")
+                yield RunStats(id="stats")
                 yield ProgressBar(id="progress", show_eta=False)
                 with TabbedContent(id="tabs"):
                     with TabPane("Curves", id="tab-curves"):
-                        with Horizontal():
+                        with Horizontal(classes="plots"):
                             yield CurvePlot("loss (nats/token)", id="loss-plot")
                             yield CurvePlot("val perplexity", ylog=True, id="ppl-plot")
-                    with TabPane("LR · tokens/s", id="tab-lr"):
-                        with Horizontal():
+                    with TabPane("LR · tok/s", id="tab-lr"):
+                        with Horizontal(classes="plots"):
                             yield CurvePlot("learning rate", id="lr-plot")
                             yield CurvePlot("tokens/s", id="tps-plot")
                     with TabPane("Log", id="tab-log"):
-                        with VerticalScroll():
-                            yield Static(id="log")
+                        yield LogTail(id="log")
                     with TabPane("Samples", id="tab-samples"):
-                        with VerticalScroll():
-                            yield Static(id="samples")
-                    with TabPane("Experiment", id="tab-detail"):
-                        with VerticalScroll():
-                            yield Static(id="detail")
+                        yield SamplesView(id="samples")
+                    with TabPane("Config", id="tab-detail"):
+                        with Vertical(id="detail-scroll"):
+                            yield ExperimentDetail(id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#experiments", DataTable)
-        table.add_columns("experiment", "status", "params", "best ppl")
-        runs = self.query_one("#runs", DataTable)
-        runs.add_columns("run", "status", "step", "best ppl")
-        self.refresh_experiments()
-        self.set_interval(2.0, self.refresh_experiments)
-        self.load_counts()
-        self.watch_selected()
+        runs_dir = self.app.runs_dir
+        self.query_one("#progress", ProgressBar).display = False
+        try:
+            scan = scan_store(runs_dir)
+        except Exception:  # unreadable runs folder: start empty, the scanner retries
+            scan = StoreScan({}, [], None)
+        self.apply_scan(scan)
+        table = self.query_one("#experiments", ExperimentTable)
         table.focus()
+        live = [s for runs in scan.runs.values() for s in runs
+                if s.status == "running" and s.run.experiment in self.cfg.experiments]
+        if live:  # reattach: open on the run that is training now (the latest started, if several)
+            table.highlight(max(live, key=lambda s: s.info.get("started_at") or 0).run.experiment)
+        self.scanner = StoreScanner(runs_dir, self.post_message)
+        self.run_worker(lambda: self.watcher.loop(_cancelled), thread=True, group="watch", name="run watcher")
+        self.run_worker(lambda: self.scanner.loop(_cancelled), thread=True, group="scan", name="store scanner")
+        self.load_counts()
 
-    # ------------------------------------------------------------------ data
+    def on_unmount(self) -> None:
+        self.watcher.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
+
+    # ------------------------------------------------------------------ selection
     @property
     def cfg(self):
         return self.app.cfg
 
-    def latest_run(self, name: str):
-        runs = list_runs(self.app.runs_dir, name)
-        return runs[-1] if runs else None
-
     def highlighted_experiment(self) -> str | None:
-        table = self.query_one("#experiments", DataTable)
-        if not table.row_count:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return self.query_one("#experiments", ExperimentTable).highlighted
 
-    def refresh_experiments(self) -> None:
-        """Status, parameters and best perplexity of every experiment (from run.json files)."""
-        table = self.query_one("#experiments", DataTable)
-        for name, exp in self.cfg.experiments.items():
-            latest = self.latest_run(name)
-            status = latest.status if latest else "never run"
-            info = latest.info if latest else {}
-            n_params = info.get("num_params") or self.counts.get(name, {}).get("num_params")
-            best = min((r.info.get("best_val_ppl") or math.inf for r in list_runs(self.app.runs_dir, name)),
-                       default=math.inf)
-            row = (name, f"[{STATUS_STYLE.get(status, 'default')}]{status}[/]", fmt_int(n_params), fmt_ppl(best))
-            if name in table.rows:
-                for col, value in zip(table.columns, row):
-                    table.update_cell(name, col, value, update_width=True)
-            else:
-                table.add_row(*row, key=name)
+    def runs_of(self, name: str | None) -> list[RunSummary]:
+        """The experiment's runs, oldest first, with the ones just launched (not yet on disk) last."""
+        if name is None:
+            return []
+        runs = list(self.scan.runs.get(name, [])) if self.scan else []
+        on_disk = {str(s.run.path) for s in runs}
+        runs += [lr.summary() for key, lr in self.launched.items()
+                 if lr.run.experiment == name and key not in on_disk]
+        return runs
+
+    def running_run(self, name: str | None) -> RunDir | None:
+        for s in reversed(self.runs_of(name)):
+            if s.status in ("running", "starting"):
+                return s.run
+        return None
+
+    def select_run(self, run: RunDir | None, proc: Any = None) -> None:
+        """Point the panels at ``run``; the watcher thread reads its history and posts it."""
+        if run is not None and self.selected is not None and run.path == self.selected.path and proc is None:
+            return
+        self.selected = run
+        self.snapshot = None
+        if run is None:
+            self.watcher.follow(None)
+            self.draw(None)
+        else:
+            launched = self.launched.get(str(run.path))
+            self.watcher.follow(run, proc if proc is not None else (launched.proc if launched else None))
+
+    def follow_new_run(self, run: RunDir, proc: Any) -> None:
+        """A run this app just launched: show it at once (it has no ``run.json`` yet)."""
+        self.launched[str(run.path)] = Launched(run, proc, time.time())
+        if run.experiment == self.highlighted_experiment():
+            self.follow_latest = True
+            self.selected = None
+            self.select_run(run, proc)
+            self.refresh_left()
+        if self.scanner is not None:
+            self.scanner.poke()
+
+    # ------------------------------------------------------------------ store scans
+    def apply_scan(self, scan: StoreScan) -> None:
+        self.scan = scan
+        on_disk = {str(s.run.path) for runs in scan.runs.values() for s in runs}
+        for key in [k for k in self.launched if k in on_disk]:
+            del self.launched[key]  # its run.json is written: the scans show it from now on
+        self.refresh_left()
+
+    @on(StoreScanned)
+    def _scanned(self, message: StoreScanned) -> None:
+        self.apply_scan(message.scan)
+
+    def refresh_left(self) -> None:
+        """Experiment rows, the highlighted experiment's runs, the queue line, the detail."""
+        table = self.query_one("#experiments", ExperimentTable)
+        queued = {e["experiment"] for e in (self.scan.queue if self.scan else [])}
+        rows = []
+        for name in self.cfg.experiments:
+            runs = self.runs_of(name)
+            latest = runs[-1] if runs else None
+            n_params = (self.counts.get(name, {}).get("num_params")
+                        or next((s.info.get("num_params") for s in reversed(runs) if s.info.get("num_params")), None))
+            if n_params is None and self.counts_state == "failed":
+                n_params = "-"
+            best = self.scan.best_ppl(name) if self.scan else None
+            rows.append((name, latest.status if latest else "never run", n_params, best, name in queued))
+        table.set_rows(rows)
         self.refresh_runs()
+        self.refresh_queue()
 
     def refresh_runs(self) -> None:
         name = self.highlighted_experiment()
-        runs_table = self.query_one("#runs", DataTable)
-        summaries = list_runs(self.app.runs_dir, name) if name else []
-        keys = [str(s.run.path) for s in summaries]
-        if keys != [str(k.value) for k in runs_table.rows]:
-            selected = self.state.run.path if self.state else None
-            runs_table.clear()
-            for s in reversed(summaries):
-                runs_table.add_row(s.run.run_id, s.status, str(s.info.get("step", "-")),
-                                   fmt_ppl(s.info.get("best_val_ppl")), key=str(s.run.path))
-            if summaries and (selected is None or str(selected) not in keys):
-                self.select_run(summaries[-1].run)
-            elif not summaries:
-                self.select_run(None)
-        else:
-            for s in summaries:
-                key = str(s.run.path)
-                runs_table.update_cell(key, runs_table.ordered_columns[1].key, s.status, update_width=True)
-                runs_table.update_cell(key, runs_table.ordered_columns[2].key, str(s.info.get("step", "-")), update_width=True)
-                runs_table.update_cell(key, runs_table.ordered_columns[3].key, fmt_ppl(s.info.get("best_val_ppl")), update_width=True)
+        runs = self.runs_of(name)
+        self.query_one("#runs-title", Label).update(
+            Text.assemble("Runs of ", (name or "-", "bold"), f" ({len(runs)})" if runs else " (none yet)"))
+        if self.follow_latest or (self.selected is not None and self.selected.experiment != name):
+            want = runs[-1].run if runs else None
+            if (want is None) != (self.selected is None) or (want and self.selected and want.path != self.selected.path):
+                self.select_run(want)
+        self.query_one("#runs", RunsTable).set_runs(runs, self.selected.path if self.selected else None)
+        if self.selected is None:
+            self.query_one("#stats", RunStats).show(
+                None, f"no runs of {name} yet: press t to train it, a to queue it" if name else "no experiments")
         self.show_detail(name)
 
-    def select_run(self, run: RunDir | None) -> None:
-        if run is None:
-            self.state = None
-        elif self.state is None or self.state.run.path != run.path:
-            self.state = RunState(run)
-            self.state.poll()
-        self._drawn_version = -1
-        self.draw_run()
+    def refresh_queue(self) -> None:
+        line = self.query_one("#queue", Static)
+        entries = self.scan.queue if self.scan else []
+        runner = self.scan.runner if self.scan else None
+        if not entries and not runner:
+            line.display = False
+            return
+        text = Text.assemble(("queue: ", "bold"), " → ".join(e["experiment"] for e in entries) or "empty")
+        if runner:
+            current, waiting = runner.get("current"), runner.get("waiting_for")
+            text.append("  ·  ", style="dim")
+            if current:
+                text.append(f"training {Path(current).parent.name} {run_label(Path(current).name)}")
+            elif waiting:
+                text.append(f"next after {Path(waiting).parent.name} {run_label(Path(waiting).name)}")
+            else:
+                text.append("runner idle")
+        line.update(text)
+        line.display = True
+
+    def show_detail(self, name: str | None) -> None:
+        exp = self.cfg.experiments.get(name) if name else None
+        runs = self.runs_of(name)
+        latest_info = next((s.info for s in reversed(runs) if s.info.get("train_tokens")), runs[-1].info if runs else {})
+        counts = self.counts.get(name or "", {})
+        key = (name, json.dumps(counts, sort_keys=True, default=str), self.counts_state,
+               latest_info.get("num_params"), latest_info.get("train_tokens"))
+        if key == self._detail_key:
+            return
+        self._detail_key = key
+        self.query_one("#detail", ExperimentDetail).show(name, exp, counts, latest_info,
+                                                          counting=self.counts_state == "loading")
 
     @work(exclusive=True, group="counts")
     async def load_counts(self) -> None:
-        """Exact parameter counts and cached token counts, from `tui-lab list --json` in a
-        subprocess: the app itself never imports torch."""
-        if not self.app.counts_enabled:
+        """Exact parameter counts and cached token counts from a `tui-lab list --json`
+        subprocess: the app's own process never imports torch."""
+        if not getattr(self.app, "counts_enabled", True):
+            self.counts_state = "off"
             return
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui_lab", "list", "--json", "--config", str(self.cfg.path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await proc.communicate()
         try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tui_lab", "list", "--json", "--config", str(self.cfg.path),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await proc.communicate()
             self.counts = {row["name"]: row for row in json.loads(out or b"[]")}
-        except ValueError:
+            self.counts_state = "done"
+        except (OSError, ValueError, KeyError, TypeError):
+            self.counts_state = "failed"
+        self._detail_key = None
+        self.refresh_left()
+
+    # ------------------------------------------------------------------ the live run
+    @on(RunUpdated)
+    def _run_updated(self, message: RunUpdated) -> None:
+        if message.run is None or self.selected is None or message.run.path != self.selected.path:
             return
-        self.refresh_experiments()
+        self.snapshot = message.snapshot
+        self.draw(message.snapshot)
 
-    @work(thread=True, exclusive=True, group="watch")
-    def watch_selected(self) -> None:
-        """Tail the selected run's files a few times a second; redraw only on change."""
-        worker_state = None
-        while not self.app._exit:
-            state = self.state
-            if state is not None and (state.poll() or state is not worker_state):
-                worker_state = state
-                self.app.call_from_thread(self.draw_run)
-            time.sleep(POLL_S)
-
-    # ------------------------------------------------------------------ drawing
-    def show_detail(self, name: str | None) -> None:
-        detail = self.query_one("#detail", Static)
-        if name is None or name not in self.cfg.experiments:
-            detail.update("")
-            return
-        exp = self.cfg.experiments[name]
-        m, d, t = exp.model, exp.data, exp.train
-        counts = self.counts.get(name, {})
-        n_params = counts.get("num_params")
-        tokens = counts.get("train_tokens")
-        source = d.path or (f"{d.dataset} / {d.config}" if d.config else d.dataset)
-        lines = [
-            f"[b]{name}[/b] — {exp.description}",
-            "",
-            f"model     {m.kind}: d_model {m.d_model}, num_heads {m.num_heads}, d_ff {m.d_ff}, "
-            f"num_layers {m.num_layers}, max_seq_len {m.max_seq_len}, vocab {m.vocab_size:,}, dropout {m.dropout}",
-            f"params    {fmt_int(n_params)}",
-            f"data      {source} · tokenizer {d.tokenizer}",
-            f"train     batch {t.batch_size} × seq {exp.seq_len} · lr {t.lr:g} ({t.lr_schedule}) · "
-            f"wd {t.weight_decay} · clip {t.grad_clip} · "
-            + (f"{t.epochs} epochs" if t.epochs else "") + (f" · max {t.max_steps} steps" if t.max_steps else ""),
-        ]
-        if tokens:
-            ratio = tokens / n_params if n_params else None
-            lines += [f"tokens    {tokens:,} train tokens per epoch",
-                      f"Chinchilla D/N = {ratio:.2f} (optimal ≈ 20) · compute-optimal params for this data "
-                      f"≈ {tokens // 20:,}" if ratio else ""]
-        else:
-            lines.append("tokens    not tokenized yet (train once, or `tui-lab check --sanity`)")
-        detail.update("\n".join(lines))
-
-    def draw_run(self) -> None:
-        stats = self.query_one("#stats", Static)
+    def draw(self, snap: RunSnapshot | None) -> None:
+        """The figures and progress bar always; the tabs' contents only for the tab in view
+        (the others catch up when they are opened)."""
+        self.query_one("#stats", RunStats).show(snap)
         bar = self.query_one("#progress", ProgressBar)
-        st = self.state
-        if st is None:
-            stats.update("[dim]no run selected — highlight an experiment and press [b]t[/b] to train it[/]")
-            bar.update(total=None, progress=0)
-            for plot_id in ("#loss-plot", "#ppl-plot", "#lr-plot", "#tps-plot"):
-                self.query_one(plot_id, CurvePlot).set_series([], None)
-            self.query_one("#log", Static).update("")
-            self.query_one("#samples", Static).update("")
+        step, total = snap.progress() if snap else (0, None)
+        bar.display = total is not None
+        if total is not None:
+            bar.update(total=total, progress=min(step, total))
+        self.draw_tab(self.query_one("#tabs", TabbedContent).active)
+
+    def draw_tab(self, tab: str) -> None:
+        snap = self.snapshot
+        key = (str(snap.run.path), snap.version) if snap else None
+        if self._tab_drawn.get(tab, ()) == key:
             return
-        if st.version == self._drawn_version:
-            return
-        self._drawn_version = st.version
-        info = st.info
-        status = info.get("status", "starting")
-        step, total = st.progress()
-        last_train = st.last("train") or {}
-        last_eval = st.last("eval") or {}
-        gpu = self.app.gpu_line(info) if status == "running" else ""
-        parts = [
-            f"[b]{st.run.experiment}/{st.run.run_id}[/b] · [{STATUS_STYLE.get(status, 'default')}]{status}[/] · "
-            f"step {step:,}/{fmt_int(total)} · epoch {last_train.get('epoch', '-')}",
-            f"loss {last_train.get('train_loss', float('nan')):.4f} · val loss {last_eval.get('val_loss', float('nan')):.4f}"
-            f" · val ppl {fmt_ppl(last_eval.get('val_ppl'))} · best {fmt_ppl(info.get('best_val_ppl'))}",
-            f"{last_train.get('tokens_per_s', 0):,.0f} tokens/s · elapsed {fmt_duration(st.elapsed_s())} · "
-            f"ETA {fmt_duration(st.eta_s())} · {info.get('device', '')} {gpu}",
-        ]
-        text = Text.from_markup("\n".join(parts))
-        if info.get("message"):
-            text.append("\n" + str(info["message"]), style="dim")
-        stats.update(text)
-        bar.update(total=total or None, progress=step)
-        key = (str(st.run.path), st.version)
-        self.query_one("#loss-plot", CurvePlot).set_series(
-            [("train", *st.series("train", "train_loss")), ("val", *st.series("eval", "val_loss"))], key)
-        self.query_one("#ppl-plot", CurvePlot).set_series([("val ppl", *st.series("eval", "val_ppl"))], key)
-        self.query_one("#lr-plot", CurvePlot).set_series([("lr", *st.series("train", "lr"))], key)
-        self.query_one("#tps-plot", CurvePlot).set_series([("tokens/s", *st.series("train", "tokens_per_s"))], key)
-        self.query_one("#log", Static).update(Text(st.log_tail or "(no log yet)"))  # plain text, never markup
-        samples = Text()
-        for s in st.samples():
-            samples.append(f"step {s['step']}  ", style="dim")
-            samples.append(str(s["prompt"]), style="bold")
-            samples.append(str(s["text"]) + "\n\n")
-        self.query_one("#samples", Static).update(
-            samples or Text("(no samples yet: the trainer writes them at evaluations when train.sample_every > 0)"))
+        self._tab_drawn[tab] = key
+
+        def series(event: str, name: str) -> tuple[list[float], list[float]]:
+            return snap.series(event, name) if snap else ([], [])
+
+        if tab == "tab-curves":
+            self.query_one("#loss-plot", CurvePlot).set_series(
+                [("train", *series("train", "train_loss")), ("val", *series("eval", "val_loss"))], key)
+            self.query_one("#ppl-plot", CurvePlot).set_series([("val ppl", *series("eval", "val_ppl"))], key)
+        elif tab == "tab-lr":
+            self.query_one("#lr-plot", CurvePlot).set_series([("lr", *series("train", "lr"))], key)
+            self.query_one("#tps-plot", CurvePlot).set_series([("tokens/s", *series("train", "tokens_per_s"))], key)
+        elif tab == "tab-log":
+            self.query_one("#log", LogTail).show(snap.log_tail if snap else "")
+        elif tab == "tab-samples":
+            self.query_one("#samples", SamplesView).show(snap.samples() if snap else [])
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self.draw_tab(event.pane.id)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
 
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted, "#experiments")
     def _experiment_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        name = str(event.row_key.value)
-        latest = self.latest_run(name)
-        self.select_run(latest.run if latest else None)
+        self.follow_latest = True
         self.refresh_runs()
 
     @on(DataTable.RowHighlighted, "#runs")
     def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value:
-            self.select_run(RunDir(Path(str(event.row_key.value))))
+        if event.row_key is None or not event.row_key.value:
+            return
+        path = Path(str(event.row_key.value))
+        runs = self.runs_of(self.highlighted_experiment())
+        self.follow_latest = bool(runs) and runs[-1].run.path == path
+        self.select_run(RunDir(path))
+
+
+def _cancelled() -> bool:
+    try:
+        return get_current_worker().is_cancelled
+    except Exception:
+        return False
