@@ -22,12 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

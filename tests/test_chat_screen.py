@@ -20,12 +20,7 @@ CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, 
 SIZE = (140, 40)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def save(tmp_path: Path, name: str, seed: int) -> Path:

@@ -28,13 +28,7 @@ CFG = {
 KINDS = ["gpt", "deepseek"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models decode fastest on one thread (and do not fight a loaded machine's other jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def generator(kind="gpt", seed=0, **kw) -> Generator:

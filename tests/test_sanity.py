@@ -8,10 +8,34 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
-from tui_lab.train.sanity import check_split_leak
+from tui_lab.models import build_model
+from tui_lab.train.sanity import check_causality, check_split_leak
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL = {
+    "gpt": dict(kind="gpt", vocab_size=300, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2),
+    "deepseek": dict(kind="deepseek", vocab_size=300, max_seq_len=64, d_model=64, num_heads=4, d_ff=96,
+                     num_layers=2, q_lora_rank=16, kv_lora_rank=16),
+}
+
+
+@pytest.mark.parametrize("kind", ["gpt", "deepseek"])
+def test_causality_check_passes_on_both_families_and_catches_a_model_that_sees_the_future(kind, monkeypatch):
+    """exp7's bug: attention without a causal mask. The check passes on the real models and
+    fails once attention ignores the mask."""
+    torch.manual_seed(0)
+    model = build_model(SMALL[kind])
+    assert check_causality(model, 300, 64).ok
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def leaky(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+        return real_sdpa(q, k, v, dropout_p=dropout_p)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", leaky)
+    assert not check_causality(model, 300, 64).ok
 
 
 def test_leak_check_catches_exp7s_split_and_passes_disjoint_text():
