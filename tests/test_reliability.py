@@ -3,7 +3,6 @@ at once, out of memory; every fault must lose nothing a user can resume from."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import resource

@@ -52,6 +52,20 @@ def test_write_atomic_leaves_old_file_when_the_write_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp file left behind
 
 
+def test_atomic_writes_get_the_umask_mode_and_keep_an_existing_files_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.json", "{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+        (tmp_path / "kept.json").write_text("old")
+        os.chmod(tmp_path / "kept.json", 0o640)
+        write_atomic(tmp_path / "kept.json", "new")
+        assert (tmp_path / "kept.json").stat().st_mode & 0o777 == 0o640
+        assert (tmp_path / "kept.json").read_text() == "new"
+    finally:
+        os.umask(old)
+
+
 def test_metrics_writer_appends_whole_lines(tmp_path):
     w = MetricsWriter(tmp_path / "metrics.jsonl")
     for i in range(100):

@@ -85,10 +85,16 @@ def test_resume_continues_the_curve_exactly(tmp_path):
     exp = demo("train.max_steps=40")
     straight, _ = train(exp, tmp_path / "a")
     part, status = train(exp, tmp_path / "b", stop_at=20)
-    assert status == "stopped" and part.read_run()["status"] == "stopped"
-    assert part.read_run()["step"] == 20
+    first = part.read_run()
+    assert status == "stopped" and first["status"] == "stopped"
+    assert first["step"] == 20 and first["attempts"] == 1 and first["resumed_at"] is None
     _, status = train(exp, tmp_path / "b", resume_run=part)
     assert status == "finished"
+    info = part.read_run()
+    # the first start is kept, the resume recorded, and wall time adds both attempts up
+    assert info["started_at"] == first["started_at"] and info["resumed_at"] > first["ended_at"]
+    assert info["attempts"] == 2
+    assert info["wall_time_s"] > first["wall_time_s"] >= first["elapsed_s"] > 0
     a, b = curve(straight, "train", "train_loss"), curve(part, "train", "train_loss")
     assert sorted(a) == sorted(b) == [5, 10, 15, 20, 25, 30, 35, 40]
     for step in a:

@@ -11,6 +11,9 @@ from typing import BinaryIO, Callable
 def atomic_write(path: Path | str, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
+    The file ends up with the mode ``path`` already had, or else the one a new file gets
+    under the umask (``0o666 & ~umask``) — not the temp file's private 0600.
+
     Raises:
         OSError: the write failed (disk full, permissions); ``path`` is left as it was and
             the temp file is removed.
@@ -21,6 +24,7 @@ def atomic_write(path: Path | str, write: Callable[[BinaryIO], object]) -> None:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), _mode_for(path))
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -35,3 +39,23 @@ def write_atomic(path: Path | str, data: bytes | str) -> None:
     """Write ``data`` (str as UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     atomic_write(path, lambda fh: fh.write(payload))
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -7,7 +7,7 @@ plot is drawn).
 - plot: :func:`tui_lab.results.plot.plot_runs` draws loss / perplexity curves (PNG, SVG).
 """
 
-from .formats import FORMATS, format_for_path, normalize_format, render, write_output
+from .formats import FORMATS, format_cell, format_for_path, normalize_format, render, write_output
 from .tables import (
     RUN_COLUMNS,
     Column,
@@ -30,6 +30,7 @@ __all__ = [
     "all_runs",
     "comparison_table",
     "first_start",
+    "format_cell",
     "format_for_path",
     "normalize_format",
     "order_runs",

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ def _float(v: float) -> float:
     return float(f"{v:.10g}") + 0.0  # + 0.0: no "-0.0"
 
 
-def _human(col: Column, v: Any) -> str:
+def format_cell(col: Column, v: Any) -> str:
     """``v`` as people read it in column ``col`` (Markdown, LaTeX, the app): ``-`` when missing."""
     if _missing(v):
         return "-"
@@ -95,7 +94,7 @@ def to_markdown(t: Table) -> str:
     """A GitHub-flavoured Markdown table (numbers right-aligned), no title line."""
     head = "| " + " | ".join(_md_cell(c.name) for c in t.columns) + " |"
     rule = "| " + " | ".join("---:" if c.numeric else "---" for c in t.columns) + " |"
-    body = ["| " + " | ".join(_md_cell(_human(c, r.get(c.key))) for c in t.columns) + " |" for r in t.rows]
+    body = ["| " + " | ".join(_md_cell(format_cell(c, r.get(c.key))) for c in t.columns) + " |" for r in t.rows]
     return "\n".join([head, rule, *body]) + "\n"
 
 
@@ -127,7 +126,7 @@ def latex_escape(text: str) -> str:
 def _latex_cell(col: Column, v: Any) -> str:
     if _missing(v):
         return "--"
-    text = _human(col, v)
+    text = format_cell(col, v)
     if col.numeric and _is_number(v):
         return latex_escape(text).replace(",", "{,}")
     return latex_escape(text)
@@ -187,28 +186,10 @@ def render(t: Table, fmt: str) -> str:
 
 def write_output(path: Path | str, data: str | bytes) -> None:
     """Write an export file atomically (:func:`tui_lab.atomic.write_atomic`: readers see
-    the old file or the new one, never half; nothing is left behind on failure), with the
-    permissions a new file gets under the umask (the temp file behind an atomic write is
-    private, 0600).
+    the old file or the new one, never half; nothing is left behind on failure; a new file
+    gets the usual permissions under the umask).
 
     Raises:
         OSError: the file cannot be written.
     """
     write_atomic(path, data)
-    try:
-        os.chmod(path, 0o666 & ~_umask())
-    except OSError:
-        pass
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (thread-safe)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

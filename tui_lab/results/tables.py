@@ -181,7 +181,7 @@ def resolve_run(spec: str, runs_dir: Path | str) -> RunDir:
 
 def first_start(run: RunDir, info: dict[str, Any] | None = None) -> float | None:
     """When ``run`` first started (Unix s): its ``start`` event, the first line of
-    ``metrics.jsonl``; else ``run.json``'s ``started_at`` (which a resume rewrites)."""
+    ``metrics.jsonl``; else ``run.json``'s ``started_at`` (kept across resumes)."""
     try:
         with open(run.metrics_path, "rb") as fh:
             first = json.loads(fh.readline() or b"null")
@@ -251,7 +251,7 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
 
     steps = _max(info.get("step"), *(e.get("step") for e in events))
     tokens_seen = _max(info.get("tokens_seen"), *(e.get("tokens_seen") for e in events))
-    wall = _max(info.get("elapsed_s"), *(e.get("elapsed_s") for e in events))
+    wall = _num(info.get("wall_time_s")) or _max(info.get("elapsed_s"), *(e.get("elapsed_s") for e in events))
     params = _num(info.get("num_params"))
     train_tokens = _num(info.get("train_tokens"))
     steps_per_epoch = _num(info.get("steps_per_epoch"))
@@ -304,8 +304,8 @@ def _order_key(rec: dict[str, Any]) -> tuple[float, str, str]:
 def runs_table(runs: list[RunDir], price_per_gpu_hour: float = 0.0, title: str = "Runs") -> Table:
     """One row per run (see :func:`run_record`), ordered by start time, then run id.
 
-    The start time is the run's first ``start`` event (``run.json``'s ``started_at`` is
-    rewritten by a resume), else ``started_at``.
+    The start time is the run's first ``start`` event, else ``run.json``'s ``started_at``
+    (the first start; older tui-lab versions rewrote it on resume).
     """
     records = sorted((run_record(r, price_per_gpu_hour) for r in runs), key=_order_key)
     return Table(title, list(RUN_COLUMNS), records)

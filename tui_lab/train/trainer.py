@@ -236,11 +236,18 @@ class Trainer:
 
         if ctx.is_main:
             run.checkpoint_dir.mkdir(exist_ok=True)
+        prior = run.read_run() if self.resume and ctx.is_main else {}
+        now_unix = time.time()
+        # wall time over every attempt, a killed one's included (up to its last run.json update)
+        self._wall_before = float(prior.get("wall_time_s") or prior.get("elapsed_s") or 0.0)
+        self._attempt_t0 = time.perf_counter()
         self._update_run(
             experiment=exp.name, run_id=run.run_id, status="running", pid=os.getpid(),
             proc_start=_proc_start_ticks(os.getpid()), host=socket.gethostname(), device=str(dev),
             device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            started_at=time.time(), ended_at=None, message=None, num_params=n_params,
+            started_at=prior.get("started_at") or now_unix, resumed_at=now_unix if self.resume else None,
+            attempts=int(prior.get("attempts") or 1) + 1 if self.resume else 1,
+            ended_at=None, message=None, num_params=n_params,
             train_tokens=int(len(self.train_ids)), val_tokens=int(len(self.val_ids)), val_words=self.val_words,
             total_steps=total, steps_per_epoch=steps_per_epoch, tokens_per_step=cfg.batch_size * seq * cfg.grad_accum_steps,
             git_commit=git_commit(), world_size=ctx.world_size, step=self.p.step,
@@ -393,7 +400,8 @@ class Trainer:
             self._save_last(model, self._opt_ref(), sampler)
         self._update_run(step=self.p.step, epoch=sampler.epoch, tokens_seen=self.p.tokens_seen,
                             best_val_loss=self.p.best_val_loss, best_val_ppl=math.exp(min(self.p.best_val_loss, 700)),
-                            best_step=self.p.best_step, best_epoch=self.p.best_epoch, elapsed_s=self.p.elapsed_s)
+                            best_step=self.p.best_step, best_epoch=self.p.best_epoch, elapsed_s=self.p.elapsed_s,
+                            wall_time_s=self._wall_time_s())
         if cfg.sample_every and cfg.sample_prompts and self.p.n_evals % cfg.sample_every == 0:
             for prompt in cfg.sample_prompts:
                 text = sample_text(model, self.tokenizer, prompt, cfg.sample_max_new_tokens, self.device,
@@ -438,10 +446,15 @@ class Trainer:
                          for k, v in vars(self.p).items()},
         })
 
+    def _wall_time_s(self) -> float:
+        """Seconds of wall time over every attempt of this run (start-up and evaluation included)."""
+        start = getattr(self, "_attempt_t0", None)
+        return round(getattr(self, "_wall_before", 0.0) + (time.perf_counter() - start if start else 0.0), 3)
+
     def _fail(self, message: str) -> None:
         if not self.ctx.is_main:
             return
-        self.run.update_run(status="failed", ended_at=time.time(), message=message)
+        self.run.update_run(status="failed", ended_at=time.time(), message=message, wall_time_s=self._wall_time_s())
         try:
             if self.metrics is not None:
                 self.metrics.write("end", status="failed", message=message)
@@ -452,7 +465,7 @@ class Trainer:
         self._emit("end", status=status, step=self.p.step, message=message,
                    best_val_loss=self.p.best_val_loss if math.isfinite(self.p.best_val_loss) else None)
         self._update_run(status=status, ended_at=time.time(), message=message, step=self.p.step,
-                         elapsed_s=self.p.elapsed_s, tokens_seen=self.p.tokens_seen)
+                         elapsed_s=self.p.elapsed_s, wall_time_s=self._wall_time_s(), tokens_seen=self.p.tokens_seen)
         if self.metrics is not None:
             self.metrics.sync()
             self.metrics.close()

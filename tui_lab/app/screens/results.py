@@ -13,7 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ...results import FORMATS, all_runs, progression_table, render, resolve_run, runs_table
-from ...results.formats import _human
+from ...results import format_cell
 from ...results.tables import Table
 
 SHOWN = ["experiment", "run_id", "dataset", "num_params", "steps", "tokens_seen", "wall_time_s", "best_val_loss",
@@ -81,7 +81,7 @@ class ResultsScreen(Screen):
         for c in cols:
             dt.add_column(c.header, key=c.key)
         for row in self.table.rows:
-            dt.add_row(*[_human(c, row.get(c.key)) for c in cols], key=f"{row['experiment']}/{row['run_id']}")
+            dt.add_row(*[format_cell(c, row.get(c.key)) for c in cols], key=f"{row['experiment']}/{row['run_id']}")
         if not self.table.rows:
             self.query_one("#progression", Static).update("no runs yet")
         dt.focus()
