@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny import tiny_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +90,23 @@ def test_train_demo_from_the_cli(tmp_path):
     events = [json.loads(line) for line in (run_dirs[0] / "metrics.jsonl").read_text().splitlines()]
     samples = [e for e in events if e["event"] == "sample"]
     assert {s["prompt"] for s in samples} == {"The return statement", "A class is"}
+
+
+def test_bench_json_reports_training_and_decoding_side_by_side(tmp_path):
+    """`tui-lab bench --json`: the last line is one JSON object with both models' figures from one run."""
+    (tmp_path / "experiments.toml").write_text(tiny_toml())
+    r = cli("bench", "-e", "tiny", "--steps", "1", "--context", "16", "--new-tokens", "8",
+            "--skip", "tokenize", "--skip", "startup", "--device", "cpu", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    train, decode = out["train"], out["decode"]
+    assert train["num_params"] == 256 * 32 + 64 * 32 + (4 * (32 * 32 + 32) + 2 * 32 * 64 + 64 + 32 + 4 * 32) + 2 * 32 + 256
+    assert train["fused_cross_entropy"] is True
+    assert train["tui_lab_tokens_per_s"] > 0 and train["tui_lab_logits_loss_tokens_per_s"] > 0
+    if "speedup_vs_reference" in train:  # transformers installed (the `bench` extra)
+        assert train["speedup_vs_reference"] == pytest.approx(
+            train["tui_lab_tokens_per_s"] / train["reference_tokens_per_s"], rel=1e-2)
+    else:
+        assert "transformers" in train["reference"]
+    assert decode["kv_cache_tokens_per_s"] > 0 and decode["no_cache_tokens_per_s"] > 0
+    assert "tokenize" not in out and "startup" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,11 @@ from tiny import tiny_toml
 
 
 
-def train(cfg: Path, runs: Path, *extra: str) -> RunDir:
+def train(cfg: Path, runs: Path, *extra: str, cache: Path | None = None) -> RunDir:
+    env = {**os.environ, **({"TUI_LAB_CACHE_DIR": str(cache)} if cache else {})}
     r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir",
-                        str(runs), "--device", "cpu", "--quiet", *extra], capture_output=True, text=True, timeout=600)
+                        str(runs), "--device", "cpu", "--quiet", *extra], capture_output=True, text=True, timeout=600,
+                       env=env)
     assert r.returncode == 0, r.stderr
     (path,) = list((runs / "tiny").iterdir())
     return RunDir(path)
@@ -32,7 +35,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     cfg = tmp_path / "experiments.toml"
     cfg.write_text(tiny_toml(batch_size=8, max_steps=30))
     single = train(cfg, tmp_path / "single")
-    ddp = train(cfg, tmp_path / "ddp", "--nproc-per-node", "2", "--set", "train.batch_size=4")
+    cold = tmp_path / "cold-cache"  # rank 0 tokenizes, rank 1 waits for it and reads the cache
+    ddp = train(cfg, tmp_path / "ddp", "--nproc-per-node", "2", "--set", "train.batch_size=4", cache=cold)
+    assert sorted(p.suffix for p in cold.iterdir()) == [".bin", ".bin", ".json", ".json"]  # no temp files left
     info = json.loads(ddp.run_path.read_text())
     assert info["world_size"] == 2 and info["status"] == "finished"
     assert info["tokens_seen"] == json.loads(single.run_path.read_text())["tokens_seen"] == 30 * 8 * 64

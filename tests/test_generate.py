@@ -207,6 +207,21 @@ def test_stream_yields_tokens_one_by_one_and_honours_should_stop():
     assert gen.last_stats.tokens_per_s > 0
 
 
+def test_a_stream_the_caller_abandons_reads_stopped():
+    """A UI worker that dies mid-reply (its screen closed) must not leave the stats looking
+    unfinished: closing the iterator, or leaving it on an exception, marks the reply stopped."""
+    gen = generator()
+    it = gen.stream("hi", SamplingParams(temperature=1.0, max_new_tokens=50, seed=1))
+    next(it), next(it)
+    assert gen.last_stats.stop_reason == ""  # still streaming
+    it.close()
+    assert gen.last_stats.stop_reason == "stopped" and gen.last_stats.n_tokens == 2
+    with pytest.raises(RuntimeError):
+        for _ in gen.stream("hi", SamplingParams(temperature=1.0, max_new_tokens=50, seed=1)):
+            raise RuntimeError("the consumer failed")
+    assert gen.last_stats.stop_reason == "stopped"
+
+
 def test_stream_does_not_leave_grad_disabled_between_tokens():
     for _ in generator().stream("hi", SamplingParams(temperature=0, max_new_tokens=3)):
         assert torch.is_grad_enabled()

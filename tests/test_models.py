@@ -258,3 +258,78 @@ def test_loss_at_init_is_close_to_ln_vocab(cfg):
         logits = model(x)
     loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten()).item()
     assert abs(loss - math.log(cfg["vocab_size"])) < 0.5, loss
+
+
+# ---------------------------------------------------------------- fused loss, vocabulary padding
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pad", [1, 64])
+def test_fused_loss_equals_logits_then_cross_entropy_with_the_same_gradients(kind, pad):
+    model = small(kind, pad_vocab_multiple=pad).train()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 211, (3, 40), generator=g)
+    y = torch.randint(0, 211, (3, 40), generator=g)
+    torch.manual_seed(0)  # same dropout masks in both passes
+    logits = model(x)
+    assert logits.shape == (3, 40, 211)  # padding never reaches the logits
+    ref = F.cross_entropy(logits.reshape(-1, 211), y.reshape(-1))
+    ref.backward()
+    expected = _grads(model)
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(0)
+    fused = model(x, targets=y)
+    fused.backward()
+    got = _grads(model)
+    assert fused.dtype == torch.float32 and fused.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_linear_cross_entropy_is_the_same_for_any_chunking_and_checks_shapes():
+    from tui_lab.models.loss import linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 37, 16, generator=g)
+    w, b = torch.randn(100, 16, generator=g), torch.randn(100, generator=g)
+    t = torch.randint(0, 90, (2, 37), generator=g)
+    ref = F.cross_entropy(F.linear(h, w[:90], b[:90]).reshape(-1, 90), t.reshape(-1))
+    for rows in (1, 7, 74, 1000):
+        assert linear_cross_entropy(h, w, b, t, vocab_size=90, chunk_rows=rows).item() == pytest.approx(ref.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="targets"):
+        linear_cross_entropy(h, w, b, t[:, :5])
+    with pytest.raises(ValueError, match="vocab_size 101"):
+        linear_cross_entropy(h, w, b, t, vocab_size=101)
+
+
+@pytest.mark.parametrize("cfg, real", [(EXP1, 869_153), (EXP7, 15_585_472)], ids=["exp1", "exp7"])
+def test_vocab_padding_keeps_the_reported_parameter_count(cfg, real):
+    padded = {**cfg, "pad_vocab_multiple": 64}
+    assert meta_count(padded) == real
+    with torch.device("meta"):
+        model = build_model(padded)
+    rows = model.tok_emb.weight.size(0)
+    assert rows % 64 == 0 and 0 <= rows - cfg["vocab_size"] < 64
+    assert flops_per_token(padded, 256) == flops_per_token(cfg, 256)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_padded_model_computes_what_the_unpadded_one_does_and_its_padding_stays_zero(kind):
+    plain, padded = small(kind), small(kind, pad_vocab_multiple=64)
+    assert padded.tok_emb.weight.shape[0] == 256
+    assert torch.all(padded.tok_emb.weight[211:] == 0)
+    state = {k: v.clone() for k, v in padded.state_dict().items()}
+    for k, v in plain.state_dict().items():  # plain weights into the first rows
+        state[k][tuple(slice(0, n) for n in v.shape)] = v
+    padded.load_state_dict(state)
+    x = torch.randint(0, 211, (2, 30))
+    with torch.no_grad():
+        assert torch.allclose(padded(x), plain(x), atol=1e-6)
+    padded.train()
+    padded(x, targets=x).backward()
+    assert torch.all(padded.tok_emb.weight.grad[211:] == 0)  # no gradient: padding stays zero under AdamW

@@ -217,11 +217,11 @@ def test_cuda_out_of_memory_fails_the_run_with_a_message_naming_the_batch_size(t
         calls = {"n": 0}
         forward = model.forward
 
-        def oom_forward(idx, kv_cache=None):
+        def oom_forward(idx, kv_cache=None, targets=None):
             calls["n"] += 1
             if model.training and calls["n"] > 3:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return forward(idx, kv_cache)
+            return forward(idx, kv_cache, targets)
 
         model.forward = oom_forward
         return model

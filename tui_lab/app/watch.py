@@ -296,29 +296,37 @@ def _nvml_handle(nv: Any, index: int) -> Any:
 
 
 # ------------------------------------------------------------------------------- workers
-class RunWatcher:
-    """Follows one run at a time; :meth:`loop` is the body of a thread worker."""
+class _Worker:
+    """A loop run by a thread worker that sleeps on an event: :meth:`poke` wakes it early,
+    :meth:`stop` ends it (both callable from the UI thread)."""
 
-    def __init__(self, post: Callable[[Message], Any], poll_s: float = POLL_S):
-        self._post = post
-        self.poll_s = poll_s
-        self._want: tuple[RunDir | None, subprocess.Popen | None] = (None, None)
-        self._want_seq = 0
+    def __init__(self) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.gpu = Gpu()
-
-    def follow(self, run: RunDir | None, proc: subprocess.Popen | None = None) -> None:
-        """Watch ``run`` from now on (called from the UI thread; returns at once)."""
-        self._want = (run, proc)
-        self._want_seq += 1
-        self._wake.set()
 
     def poke(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+
+class RunWatcher(_Worker):
+    """Follows one run at a time; :meth:`loop` is the body of a thread worker."""
+
+    def __init__(self, post: Callable[[Message], Any], poll_s: float = POLL_S):
+        super().__init__()
+        self._post = post
+        self.poll_s = poll_s
+        self._want: tuple[RunDir | None, subprocess.Popen | None] = (None, None)
+        self._want_seq = 0
+        self.gpu = Gpu()
+
+    def follow(self, run: RunDir | None, proc: subprocess.Popen | None = None) -> None:
+        """Watch ``run`` from now on (called from the UI thread; returns at once)."""
+        self._want = (run, proc)
+        self._want_seq += 1
         self._wake.set()
 
     def loop(self, cancelled: Callable[[], bool] = lambda: False) -> None:
@@ -392,23 +400,15 @@ class StoreScanned(Message):
         self.scan = scan
 
 
-class StoreScanner:
+class StoreScanner(_Worker):
     """Rescans the run store every :data:`SCAN_S` seconds or when poked; :meth:`loop` is the
     body of a thread worker."""
 
     def __init__(self, runs_dir: Path, post: Callable[[Message], Any], every_s: float = SCAN_S):
+        super().__init__()
         self.runs_dir = runs_dir
         self._post = post
         self.every_s = every_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
 
     def loop(self, cancelled: Callable[[], bool] = lambda: False) -> None:
         while not self._stop.is_set() and not cancelled():

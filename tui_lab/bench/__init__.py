@@ -40,9 +40,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_training(model: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], vocab: int,
-                  batch: int, seq: int, device: torch.device, steps: int, warmup: int = 2) -> float:
-    """Tokens/s of full AdamW training steps (forward, cross-entropy, backward, clip, step)."""
+def time_training(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  vocab: int, batch: int, seq: int, device: torch.device, steps: int, warmup: int = 2) -> float:
+    """Tokens/s of full AdamW training steps (``loss_fn(inputs [B, T], targets [B, T])`` → mean
+    cross-entropy, backward, clip, step), bf16 autocast on CUDA as in the trainer."""
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=device.type == "cuda")
     g = torch.Generator().manual_seed(0)
@@ -51,8 +52,7 @@ def time_training(model: torch.nn.Module, forward: Callable[[torch.Tensor], torc
 
     def step() -> None:
         with amp:
-            logits = forward(x[:, :-1])
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1))
+            loss = loss_fn(x[:, :-1], x[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -68,8 +68,8 @@ def time_training(model: torch.nn.Module, forward: Callable[[torch.Tensor], torc
     return batch * seq * steps / (time.perf_counter() - t)
 
 
-def reference_model(cfg: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor], str]:
-    """transformers' model at the same shape, eager attention.
+def reference_model(cfg: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str]:
+    """transformers' model at the same shape, eager attention, and its loss function.
 
     Raises:
         ImportError: transformers is not installed (``pip install 'tui-lab[bench]'``).
@@ -97,27 +97,51 @@ def reference_model(cfg: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[tor
         conf._attn_implementation = "eager"
         model = transformers.DeepseekV3ForCausalLM(conf)
         name = f"transformers {transformers.__version__} DeepseekV3ForCausalLM (eager, dense MLP)"
-    return model, (lambda idx: model(input_ids=idx, use_cache=False).logits), name
+    return model, logits_loss(lambda idx: model(input_ids=idx, use_cache=False).logits), name
+
+
+def logits_loss(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The usual loss: ``[B, T, V]`` logits, cast to float32, then ``F.cross_entropy``."""
+
+    def loss(idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = forward(idx)
+        return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+    return loss
 
 
 def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: int, steps: int,
-                   compile: bool = False) -> dict[str, Any]:
-    """tui-lab vs the transformers reference at the same shape, measured one after the other."""
+                   compile: bool = False, fused_cross_entropy: bool = True) -> dict[str, Any]:
+    """tui-lab vs the transformers reference at the same shape, measured one after the other.
+
+    tui-lab is timed as the trainer runs it (``fused_cross_entropy``: the chunked head +
+    loss of :mod:`tui_lab.models.loss`); ``tui_lab_logits_loss_tokens_per_s`` is the same
+    model with the usual float32 logits + ``F.cross_entropy``, the ablation of that choice.
+    """
     from ..models import build_model, count_parameters, flops_per_token
 
     torch.manual_seed(0)
     ours = build_model(cfg)
     n = count_parameters(ours)
-    tps = time_training(ours, ours, cfg["vocab_size"], batch, seq, device, steps)
+    V = cfg["vocab_size"]
+
+    def ours_loss(m: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return (lambda idx, y: m(idx, targets=y)) if fused_cross_entropy else logits_loss(m)
+
+    tps = time_training(ours, ours_loss(ours), V, batch, seq, device, steps)
+    logits_tps = time_training(ours, logits_loss(ours), V, batch, seq, device, steps) if fused_cross_entropy else tps
     compiled_tps = None
     if compile:
         compiled = torch.compile(ours)
-        compiled_tps = time_training(ours, compiled, cfg["vocab_size"], batch, seq, device, steps, warmup=3)
+        compiled_tps = time_training(ours, ours_loss(compiled), V, batch, seq, device, steps, warmup=3)
     del ours
     name, peak = device_peak(device)
     fpt = flops_per_token(cfg, seq, n)
     out: dict[str, Any] = {"device": name, "batch_size": batch, "seq_len": seq, "steps": steps, "num_params": n,
+                           "fused_cross_entropy": fused_cross_entropy,
+                           "pad_vocab_multiple": cfg.get("pad_vocab_multiple", 1),
                            "tui_lab_tokens_per_s": round(tps, 1),
+                           "tui_lab_logits_loss_tokens_per_s": round(logits_tps, 1),
                            "tui_lab_mfu": round(tps * fpt / peak, 4) if peak else None}
     if compiled_tps:
         out["tui_lab_compiled_tokens_per_s"] = round(compiled_tps, 1)
@@ -131,7 +155,7 @@ def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: i
         out["reference"] = f"reference model could not be built: {type(exc).__name__}: {exc}"[:300]
         return out
     ref_n = sum(p.numel() for p in ref.parameters())
-    ref_tps = time_training(ref, fwd, cfg["vocab_size"], batch, seq, device, steps)
+    ref_tps = time_training(ref, fwd, V, batch, seq, device, steps)
     out.update({"reference": ref_name, "reference_num_params": ref_n, "reference_tokens_per_s": round(ref_tps, 1),
                 "reference_mfu": round(ref_tps * flops_per_token(cfg, seq, ref_n) / peak, 4) if peak else None,
                 "speedup_vs_reference": round(tps / ref_tps, 3)})

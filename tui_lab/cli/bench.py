@@ -53,7 +53,7 @@ def bench_cmd(
         torch.backends.cuda.matmul.allow_tf32 = True
     if "train" not in skip:
         console.print(f"training: tui-lab vs transformers at the {experiment} shape, batch {batch} × {seq} …")
-        result["train"] = bench_training(model_cfg, dev, batch, seq, steps, compile)
+        result["train"] = bench_training(model_cfg, dev, batch, seq, steps, compile, exp.train.fused_cross_entropy)
         console.print(result["train"])
     if "decode" not in skip:
         console.print(f"decoding: {new_tokens} tokens after a {context}-token context …")

@@ -44,6 +44,9 @@ class ModelConfig(_Strict):
     q_lora_rank: Annotated[int, Field(gt=0)] | None = None
     kv_lora_rank: Annotated[int, Field(gt=0)] | None = None
     rope_theta: Annotated[float, Field(gt=0)] = 10_000.0
+    # embedding / output rows rounded up to a multiple of this (64 aligns GPT-2's 50,257 to
+    # 50,304 for GPU matmuls); the loss and the reported parameter count stay those of vocab_size
+    pad_vocab_multiple: Annotated[int, Field(ge=1, le=4096)] = 1
 
     @model_validator(mode="after")
     def _shapes(self) -> "ModelConfig":
@@ -117,6 +120,9 @@ class TrainConfig(_Strict):
     patience: Annotated[int, Field(ge=0)] = 0  # evaluations without improvement; 0 = off
     seed: Annotated[int, Field(ge=0)] = 1337
     compile: bool = False
+    # the output projection + cross-entropy in row chunks (tui_lab.models.loss): same loss,
+    # no [batch, seq_len, vocab] float32 logits; false = logits, then F.cross_entropy
+    fused_cross_entropy: bool = True
     sample_every: Annotated[int, Field(ge=0)] = 0  # evaluations between generation samples; 0 = off
     sample_prompts: list[str] = []
     sample_max_new_tokens: PositiveInt = 40

@@ -204,10 +204,21 @@ class Generator:
         ``stop_rule(new_ids)`` returns a reason, when ``should_stop()`` turns True (the
         UI's Esc; checked before each forward pass), or, with ``on_full="stop"``, when the
         sequence reaches ``max_seq_len``. A prompt longer than the window keeps its end.
+        A caller that abandons the iterator (closes it, or leaves on an exception) finds
+        ``stop_reason == "stopped"``.
 
         Raises:
             ValueError: invalid sampling parameters.
         """
+        try:
+            yield from self._stream(prompt, params, stop_rule=stop_rule, should_stop=should_stop)
+        finally:
+            if not self.last_stats.stop_reason:
+                self.last_stats.stop_reason = "stopped"
+
+    def _stream(self, prompt: str | list[int], params: SamplingParams, *, stop_rule: StopRule | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]:
+        """The body of :meth:`stream`."""
         params.validate()
         t0 = time.perf_counter()
         seed = params.seed if params.seed is not None else int(time.time_ns() % 2**31)

@@ -37,9 +37,10 @@ def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
     Args:
         model_cfg: a mapping (``kind`` = ``gpt`` or ``deepseek``, vocab_size, max_seq_len,
             d_model, num_heads, d_ff, num_layers, dropout, q_lora_rank, kv_lora_rank,
-            rope_theta) or a ``tui_lab.config.schema.ModelConfig``.
+            rope_theta, pad_vocab_multiple) or a ``tui_lab.config.schema.ModelConfig``.
     Returns:
-        a module with ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``,
+        a module with ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
+        (with ``targets=LongTensor[B, T]``: the mean cross-entropy, a float32 scalar),
         ``new_kv_cache(batch_size, device=None, dtype=None) -> KVCache`` and ``.config``
         (the validated table as a plain JSON-serialisable dict, defaults filled in;
         ``build_model(model.config)`` builds the same architecture). Parameters are created
@@ -60,8 +61,12 @@ def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
 
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of unique parameters (all of them, trainable or not; a tied weight counts once,
-    so the GPT head adds only its bias). Works on ``meta`` models and ``torch.compile`` wrappers."""
-    return sum(p.numel() for p in model.parameters())
+    so the GPT head adds only its bias), less the vocabulary padding rows of
+    ``pad_vocab_multiple`` (they hold no information). Works on ``meta`` models and
+    ``torch.compile`` / DDP wrappers."""
+    inner = getattr(model, "_orig_mod", model)
+    inner = getattr(inner, "module", inner)
+    return sum(p.numel() for p in model.parameters()) - getattr(inner, "vocab_padding_params", 0)
 
 
 def flops_per_token(model_cfg: Mapping[str, Any] | Any, seq_len: int, num_params: int | None = None) -> int:

@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kv_cache import KVCache, attend
-from .layers import RMSNorm, apply_rope, check_positions, rope_tables
+from .layers import RMSNorm, apply_rope, check_positions, output_head, padded_vocab_size, rope_tables
 
 
 class LatentAttention(nn.Module):
@@ -111,7 +111,8 @@ class DeepSeekLM(nn.Module):
             ``kv_lora_rank``; kept as ``self.config``. Use :func:`tui_lab.models.build_model`.
 
     ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
-    (unnormalised logits); positions as in :class:`~tui_lab.models.gpt.GPT`.
+    (unnormalised logits); positions, ``targets=`` (the fused loss) and
+    ``pad_vocab_multiple`` as in :class:`~tui_lab.models.gpt.GPT`.
 
     KV cache: per layer, the **rotated shared key** ``[B, 1, max_seq_len, head_dim]`` and the
     per-head **values** ``[B, heads, max_seq_len, head_dim]`` — ``d_model + head_dim``
@@ -137,7 +138,10 @@ class DeepSeekLM(nn.Module):
         d, L = config["d_model"], config["num_layers"]
         self.max_seq_len, self.num_layers = config["max_seq_len"], L
         self.num_heads, self.head_dim = config["num_heads"], d // config["num_heads"]
-        self.tok_emb = nn.Embedding(config["vocab_size"], d)
+        self.vocab_size = V = config["vocab_size"]
+        V_pad = padded_vocab_size(V, config.get("pad_vocab_multiple", 1))
+        self.vocab_padding_params = (V_pad - V) * d
+        self.tok_emb = nn.Embedding(V_pad, d)
         self.emb_scale = math.sqrt(d)
         self.drop = nn.Dropout(config.get("dropout", 0.0))
         self.blocks = nn.ModuleList(Block(config) for _ in range(L))
@@ -154,6 +158,8 @@ class DeepSeekLM(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
+        with torch.no_grad():
+            self.tok_emb.weight[V:].zero_()  # padding rows (none unless pad_vocab_multiple > 1)
 
     def new_kv_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens
@@ -163,7 +169,8 @@ class DeepSeekLM(nn.Module):
         return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim, self.head_dim,
                        device, dtype, k_heads=1)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
         start = check_positions(idx, kv_cache, self.max_seq_len)
         T = idx.size(1)
         cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
@@ -172,4 +179,4 @@ class DeepSeekLM(nn.Module):
             x = block(x, cos, sin, kv_cache, i)
         if kv_cache is not None:
             kv_cache.advance(T)
-        return F.linear(self.norm(x), self.tok_emb.weight)
+        return output_head(self.norm(x), self.tok_emb.weight, None, self.vocab_size, targets)

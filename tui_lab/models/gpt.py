@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kv_cache import KVCache, attend
-from .layers import check_positions
+from .layers import check_positions, output_head, padded_vocab_size
 
 
 class CausalSelfAttention(nn.Module):
@@ -84,6 +84,13 @@ class GPT(nn.Module):
     (unnormalised next-token logits). Without a cache the tokens sit at positions
     ``0 … T-1`` with full causal attention; with a :class:`KVCache` they sit at
     ``kv_cache.length …``, their keys/values are appended and ``kv_cache.length`` grows by T.
+    ``forward(idx, targets=LongTensor[B, T])`` returns the mean cross-entropy instead
+    (float32 scalar, nats/token) without materialising the logits
+    (:func:`~tui_lab.models.loss.linear_cross_entropy`).
+
+    ``pad_vocab_multiple`` > 1 rounds the embedding's rows up (50,257 → 50,304 for 64);
+    the padding rows start at zero, never receive a gradient, are cut from the logits and
+    are left out of :func:`~tui_lab.models.count_parameters`.
 
     Init as GPT-2 / nanoGPT: weights N(0, 0.02), biases zero, the two residual output
     projections per block N(0, 0.02/sqrt(2·num_layers)); the loss at init is ≈ ln(vocab_size).
@@ -100,16 +107,21 @@ class GPT(nn.Module):
         L, h, d_ff, p = config["num_layers"], config["num_heads"], config["d_ff"], config.get("dropout", 0.0)
         self.max_seq_len = T
         self.num_layers, self.num_heads, self.head_dim = L, h, d // h
-        self.tok_emb = nn.Embedding(V, d)
+        self.vocab_size = V
+        V_pad = padded_vocab_size(V, config.get("pad_vocab_multiple", 1))
+        self.vocab_padding_params = (V_pad - V) * (d + 1)  # embedding rows + output bias entries
+        self.tok_emb = nn.Embedding(V_pad, d)
         self.pos_emb = nn.Embedding(T, d)
         self.drop = nn.Dropout(p)
         self.blocks = nn.ModuleList(Block(d, h, d_ff, p) for _ in range(L))
         self.ln_f = nn.LayerNorm(d)
-        self.out_bias = nn.Parameter(torch.zeros(V))  # the head's weight is tok_emb.weight (tied)
+        self.out_bias = nn.Parameter(torch.zeros(V_pad))  # the head's weight is tok_emb.weight (tied)
         self.apply(self._init)
         for name, param in self.named_parameters():
             if name.endswith(("attn.out_proj.weight", "ff_out.weight")):  # residual projections
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * L))
+        with torch.no_grad():
+            self.tok_emb.weight[V:].zero_()  # padding rows (none unless pad_vocab_multiple > 1)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -129,7 +141,8 @@ class GPT(nn.Module):
         return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim,
                        self.head_dim, device, dtype)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
         start = check_positions(idx, kv_cache, self.max_seq_len)
         T = idx.size(1)
         pos = torch.arange(start, start + T, device=idx.device)
@@ -138,4 +151,4 @@ class GPT(nn.Module):
             x = block(x, kv_cache, i)
         if kv_cache is not None:
             kv_cache.advance(T)
-        return F.linear(self.ln_f(x), self.tok_emb.weight, self.out_bias)
+        return output_head(self.ln_f(x), self.tok_emb.weight, self.out_bias, self.vocab_size, targets)

@@ -1,4 +1,5 @@
-"""Pieces shared by the model families: RMSNorm, rotary position embedding, input checks.
+"""Pieces shared by the model families: RMSNorm, rotary position embedding, input checks,
+the padded vocabulary and the tied output head.
 
 The KV cache and the masked attention call that uses it live in :mod:`.kv_cache`.
 """
@@ -10,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kv_cache import KVCache
+from .loss import linear_cross_entropy
 
 
 class RMSNorm(nn.Module):
@@ -77,3 +79,25 @@ def check_positions(idx: torch.Tensor, kv_cache: KVCache | None, max_seq_len: in
         raise ValueError(f"positions {start}..{start + T - 1} exceed max_seq_len {max_seq_len}"
                          + (f" ({start} tokens already cached)" if start else ""))
     return start
+
+
+def padded_vocab_size(vocab_size: int, multiple: int) -> int:
+    """``vocab_size`` rounded up to a multiple of ``multiple`` (50,257 → 50,304 for 64, as
+    nanoGPT pads GPT-2's vocabulary so the output matmul's N dimension is aligned)."""
+    return -(-vocab_size // multiple) * multiple
+
+
+def output_head(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, vocab_size: int,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+    """The tied output projection: logits ``[B, T, vocab_size]`` or, with ``targets [B, T]``,
+    the mean cross-entropy (a float32 scalar, nats/token) through the fused, chunked
+    :func:`~tui_lab.models.loss.linear_cross_entropy`.
+
+    ``weight [V_padded, d]`` / ``bias [V_padded]`` may hold padding rows past
+    ``vocab_size``; the logits are cut back to ``vocab_size`` (a view, not contiguous when
+    padded), so the padding never reaches a loss or a sampler.
+    """
+    if targets is not None:
+        return linear_cross_entropy(h, weight, bias, targets, vocab_size)
+    logits = F.linear(h, weight, bias)
+    return logits if logits.size(-1) == vocab_size else logits[..., :vocab_size]

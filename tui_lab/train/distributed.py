@@ -11,7 +11,9 @@ Reference: PyTorch DDP (Li et al., VLDB 2020) and the torchrun documentation.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -56,6 +58,21 @@ def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return ctx, device
+
+
+@contextmanager
+def local_main_first(ctx: DistContext) -> Iterator[None]:
+    """Run the block on each node's local rank 0 first, then on the other ranks.
+
+    For work whose result lands in a shared cache (tokenizing a dataset): rank 0 fills the
+    cache, the others then read it instead of tokenizing the same text N times over. Each
+    rank reaches exactly one barrier, before the block (other ranks) or after it (rank 0).
+    """
+    if ctx.enabled and ctx.local_rank != 0:
+        dist.barrier()
+    yield
+    if ctx.enabled and ctx.local_rank == 0:
+        dist.barrier()
 
 
 def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:

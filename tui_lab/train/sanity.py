@@ -54,7 +54,7 @@ def check_init_loss(model: torch.nn.Module, val_ids: np.ndarray, vocab_size: int
     model.eval()
     with torch.no_grad():
         logits = model(x).float()
-    loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1)).item()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)).item()
     expected = math.log(vocab_size)
     return Check("loss at init", abs(loss - expected) < 1.0,
                  f"{loss:.3f} nats vs ln(vocab_size) = {expected:.3f} (|Δ| must be < 1)")

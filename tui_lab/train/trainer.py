@@ -26,7 +26,8 @@ from ..config import Experiment, experiment_to_table, validate_experiment
 from ..errors import TuiLabError
 from ..runs.store import MetricsWriter, RunDir, _proc_start_ticks, create_run, git_commit, write_json_atomic
 from .checkpoint import load_train_state, save_train_state, save_weights
-from .distributed import DistContext, any_rank, broadcast_from_main, init_distributed, mean_over_ranks, shutdown
+from .distributed import (DistContext, any_rank, broadcast_from_main, init_distributed, local_main_first,
+                          mean_over_ranks, shutdown)
 from .evaluate import EvalResult, evaluate
 from .sampler import WindowSampler
 from .schedule import lr_at
@@ -147,8 +148,9 @@ class Trainer:
                 f"experiment '{self.exp.name}': tokenizer '{d.tokenizer}' has {self.tokenizer.vocab_size} tokens "
                 f"but model.vocab_size is {self.exp.model.vocab_size}"
             )
-        train = load_tokens(d, "train", self.tokenizer, progress=self.token_progress)
-        val = load_tokens(d, "validation", self.tokenizer, progress=self.token_progress)
+        with local_main_first(self.ctx):  # under DDP rank 0 tokenizes, the others read its cache
+            train = load_tokens(d, "train", self.tokenizer, progress=self.token_progress)
+            val = load_tokens(d, "validation", self.tokenizer, progress=self.token_progress)
         self.train_ids = train.ids[: d.max_train_tokens] if d.max_train_tokens else train.ids
         self.val_ids = val.ids[: d.max_val_tokens] if d.max_val_tokens else val.ids
         self.val_words = val.n_words if not d.max_val_tokens else None
@@ -286,9 +288,12 @@ class Trainer:
                     sync = train_model.no_sync() if ctx.enabled and not last_micro else contextlib.nullcontext()
                     with sync:
                         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                            logits = train_model(x)
-                            loss = torch.nn.functional.cross_entropy(
-                                logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+                            if cfg.fused_cross_entropy:  # chunked head + loss, no [B, T, V] logits
+                                loss = train_model(x, targets=y)
+                            else:
+                                logits = train_model(x)
+                                loss = torch.nn.functional.cross_entropy(
+                                    logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
                         if self._nan_at == self.p.step + 1:  # fault injection (reliability tests)
                             loss = loss * float("nan")
                         (loss / cfg.grad_accum_steps).backward()
