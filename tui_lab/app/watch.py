@@ -127,14 +127,20 @@ class RunSnapshot:
         return max(last["elapsed_s"], self.info.get("elapsed_s") or 0.0)
 
 
-def _series(events, event: str, key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
+def _append_points(events, event: str, key: str, xs: list[float], ys: list[float]) -> None:
+    """Append (step, value) of every ``event`` with a finite number under ``key``."""
     for e in events:
         if e.get("event") == event:
             v = e.get(key)
             if isinstance(v, (int, float)) and math.isfinite(v):
                 xs.append(e.get("step", 0))
                 ys.append(v)
+
+
+def _series(events, event: str, key: str) -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
+    _append_points(events, event, key, xs, ys)
     return xs, ys
 
 
@@ -215,12 +221,7 @@ class RunState:
             if kind == "sample":
                 self.recent_samples = (self.recent_samples + [e])[-MAX_SAMPLES:]
         for (event, key), (xs, ys) in self.curves.items():
-            for e in events:
-                if e.get("event") == event:
-                    v = e.get(key)
-                    if isinstance(v, (int, float)) and math.isfinite(v):
-                        xs.append(e.get("step", 0))
-                        ys.append(v)
+            _append_points(events, event, key, xs, ys)
 
     def snapshot(self, gpu: str | None = None) -> RunSnapshot:
         return RunSnapshot(run=self.run, info=dict(self.info), version=self.version, events=tuple(self.events),

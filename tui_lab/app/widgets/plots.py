@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import time
 
-from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
@@ -32,81 +31,6 @@ def thin(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[lis
 
 _TITLE = Style(bold=True)
 _DIM = Style(dim=True)
-_SGR = re.compile(r"\x1b\[([0-9;]*)m")
-
-
-def _color(params: list[str], i: int) -> tuple[Color | None, int]:
-    """The colour of an extended SGR parameter list at ``i`` (``5;N`` or ``2;R;G;B``)."""
-    try:
-        if params[i] == "5":
-            return Color.from_ansi(int(params[i + 1])), i + 2
-        if params[i] == "2":
-            return Color.from_rgb(int(params[i + 1]), int(params[i + 2]), int(params[i + 3])), i + 4
-    except (IndexError, ValueError):
-        pass
-    return None, len(params)
-
-
-class AnsiLines:
-    """Plotext's ANSI output as Textual strips. Rich's general decoder is the slowest part of
-    drawing a plot; plotext only emits colour and bold codes, which this parses directly,
-    with one cached Style per state."""
-
-    def __init__(self) -> None:
-        self._styles: dict[tuple, Style] = {}
-
-    def _style(self, fg: Color | None, bg: Color | None, bold: bool) -> Style:
-        key = (fg, bg, bold)
-        style = self._styles.get(key)
-        if style is None:
-            style = self._styles[key] = Style(color=fg, bgcolor=bg, bold=bold or None)
-        return style
-
-    def strips(self, text: str, width: int) -> list[Strip]:
-        out = []
-        for line in text.split("\n"):
-            fg = bg = None
-            bold = False
-            segments = []
-            pos = 0
-            for m in _SGR.finditer(line):
-                if m.start() > pos:
-                    segments.append(Segment(line[pos:m.start()], self._style(fg, bg, bold)))
-                pos = m.end()
-                params = m.group(1).split(";") if m.group(1) else ["0"]
-                i = 0
-                while i < len(params):
-                    code = params[i]
-                    if code in ("0", ""):
-                        fg = bg = None
-                        bold = False
-                        i += 1
-                    elif code == "1":
-                        bold = True
-                        i += 1
-                    elif code == "22":
-                        bold = False
-                        i += 1
-                    elif code in ("38", "48"):
-                        color, i = _color(params, i + 1)
-                        if code == "38":
-                            fg = color
-                        else:
-                            bg = color
-                    elif code == "39":
-                        fg = None
-                        i += 1
-                    elif code == "49":
-                        bg = None
-                        i += 1
-                    else:
-                        i += 1
-            if pos < len(line):
-                segments.append(Segment(line[pos:], self._style(fg, bg, bold)))
-            out.append(Strip(segments).adjust_cell_length(width))
-        return out
-
-
 class CurvePlot(PlotextPlot):
     """One or more (label, xs, ys) series against the step. Redraws only when
     :meth:`set_series` is given a new ``key`` (e.g. a snapshot's version), at most 10 times
@@ -122,7 +46,6 @@ class CurvePlot(PlotextPlot):
         self._last_draw = 0.0
         self._pending = False
         self.draws = 0  # how many times the figure was rebuilt (tests check the throttle)
-        self._ansi = AnsiLines()
         self._strips: list[Strip] | None = None
         self._strips_key: object = None
 
@@ -151,11 +74,17 @@ class CurvePlot(PlotextPlot):
             plt.plotsize(width, height)
             plt._set_size(width, height)
             plt.theme(self._get_plotext_theme_name(self.app.theme))
-            self._strips = self._ansi.strips(plt.build(), width) if width and height else []
+            self._strips = self._ansi_strips(plt.build(), width) if width and height else []
             self._strips_key = key
         if 0 <= y < len(self._strips):
             return self._strips[y]
         return Strip.blank(width)
+
+    def _ansi_strips(self, ansi: str, width: int) -> list[Strip]:
+        """Plotext's ANSI text as one strip per line, decoded by Rich (as textual-plotext does)."""
+        console = self.app.console
+        return [Strip(list(line.render(console)), line.cell_len).adjust_cell_length(width)
+                for line in Text.from_ansi(ansi).split("\n", allow_blank=True)]
 
     def _placeholder(self, width: int, height: int) -> list[Strip]:
         """The title and "no data yet", without plotext (the first frame has no data)."""
