@@ -24,7 +24,8 @@ from tui_lab.app.screens.main import MainScreen
 from tui_lab.app.watch import Gpu, RunState
 from tui_lab.app.widgets import CurvePlot, LogTail, RunStats, SamplesView
 from tui_lab.config import load_experiments
-from tui_lab.runs import MetricsWriter, RunDir, pid_alive, write_json_atomic
+from tui_lab.atomic import atomic_write_json
+from tui_lab.runs import MetricsWriter, RunDir, pid_alive
 
 from tiny import tiny_toml
 
@@ -195,7 +196,7 @@ def synthetic_runs(root: Path) -> Path:
     for i, (run_id, scale) in enumerate((("20260101-000000-aaaa", 1.0), ("20260102-000000-bbbb", 0.9))):
         run = RunDir(root / "runs" / "tiny" / run_id)
         run.path.mkdir(parents=True)
-        write_json_atomic(run.config_path, exp.model_dump(mode="json"))
+        atomic_write_json(run.config_path, exp.model_dump(mode="json"))
         t = T0 + i * 86_400
         events = []
         for step in range(0, 101, 5):
@@ -212,7 +213,7 @@ def synthetic_runs(root: Path) -> Path:
         run.metrics_path.write_text("".join(json.dumps(e) + "\n" for e in events))
         run.log_path.write_text("loading pydoc text\nstep 100 val_loss 2.1920 val_ppl 8.95\nfinished\n")
         best = min(e["val_loss"] for e in events if e["event"] == "eval")
-        write_json_atomic(run.run_path, {"experiment": "tiny", "run_id": run_id, "status": "finished",
+        atomic_write_json(run.run_path, {"experiment": "tiny", "run_id": run_id, "status": "finished",
                                          "started_at": t, "ended_at": t + 10, "num_params": 31_264, "step": 100,
                                          "epoch": 0, "total_steps": 100, "device": "cpu", "best_val_loss": best,
                                          "best_val_ppl": math.exp(best), "elapsed_s": 10.0, "tokens_seen": 25_600,
@@ -224,7 +225,7 @@ def live_run(runs_dir: Path, name: str = "tiny", status: str = "running", pid: i
     """A run folder that claims to be written by process ``pid`` (this one by default)."""
     run = RunDir(runs_dir / name / "20260103-000000-cccc")
     run.path.mkdir(parents=True)
-    write_json_atomic(run.run_path, {"experiment": name, "run_id": run.run_id, "status": status,
+    atomic_write_json(run.run_path, {"experiment": name, "run_id": run.run_id, "status": status,
                                      "pid": pid or os.getpid(), "host": socket.gethostname(), "started_at": T0 + 2e5,
                                      "total_steps": 1000, "device": "cpu", "num_params": 31_264})
     return run

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tui_lab.models import build_model
-from tui_lab.train.checkpoint import save_weights
+from tui_lab.models.checkpoint import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

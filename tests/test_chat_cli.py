@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tui_lab.cli import app
 from tui_lab.models import build_model
-from tui_lab.train.checkpoint import save_weights
+from tui_lab.models.checkpoint import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
@@ -147,7 +147,7 @@ def test_bad_checkpoints_exit_2_without_running_anything(tmp_path):
     r = chat(str(good), "--prompt", "x", "--device", "nonsense")
     assert r.exit_code == 2 and "not a device name" in r.stderr
     mismatched = tmp_path / "mismatched.safetensors"
-    save_weights(mismatched, model, {**model.config, "num_layers": 3}, {"data": {"tokenizer": "byte"}})
+    save_weights(mismatched, model, {**model.config.model_dump(), "num_layers": 3}, {"data": {"tokenizer": "byte"}})
     r = chat(str(mismatched), "--prompt", "x")
     assert r.exit_code == 2 and "do not match the stored model config" in r.stderr
     other_vocab = tmp_path / "gpt2.safetensors"

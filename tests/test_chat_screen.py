@@ -14,7 +14,7 @@ from textual.app import App
 from tui_lab.app.screens.chat import ChatScreen, CompareScreen, PickCheckpoint, Reply, SettingsDialog
 from tui_lab.generate import Generator, SamplingParams
 from tui_lab.models import build_model
-from tui_lab.train.checkpoint import save_weights
+from tui_lab.models.checkpoint import save_weights
 
 CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
 SIZE = (140, 40)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ from tui_lab.generate.sampling import (apply_repetition_penalty, process_logits,
                                        top_p_filter)
 from tui_lab.generate.transcript import Transcript, Turn
 from tui_lab.models import build_model
-from tui_lab.train.checkpoint import CheckpointError, save_weights
+from tui_lab.models.checkpoint import CheckpointError, save_weights
 
 CFG = {
     "gpt": dict(kind="gpt", vocab_size=256, max_seq_len=32, d_model=32, num_heads=4, d_ff=64, num_layers=2),
@@ -52,7 +54,7 @@ class ScriptedModel(torch.nn.Module):
     def __init__(self, script: bytes, max_seq_len: int = 64):
         super().__init__()
         self.script = list(script)
-        self.config = {"max_seq_len": max_seq_len, "vocab_size": 256, "kind": "stub"}
+        self.config = SimpleNamespace(max_seq_len=max_seq_len, vocab_size=256, kind="stub")
         self.calls: list[int] = []
 
     def new_kv_cache(self, batch_size, device=None, dtype=None):
@@ -61,7 +63,7 @@ class ScriptedModel(torch.nn.Module):
     def forward(self, idx, kv_cache=None):
         B, T = idx.shape
         start = kv_cache.length if kv_cache is not None else 0
-        if start + T > self.config["max_seq_len"]:
+        if start + T > self.config.max_seq_len:
             raise ValueError("past max_seq_len")
         self.calls.append(T)
         logits = torch.zeros(B, T, 256)
@@ -344,7 +346,7 @@ def test_from_checkpoint_rebuilds_the_model_from_a_run_folder_or_a_file(tmp_path
     a = Generator.from_checkpoint(ckpt.parent.parent, "cpu")
     b = Generator.from_checkpoint(ckpt, "cpu")
     assert a.metadata["checkpoint"] == str(ckpt) and a.metadata["experiment"] == "t"
-    assert a.model.config["kind"] == kind and a.tokenizer.name == "byte"
+    assert a.model.config.kind == kind and a.tokenizer.name == "byte"
     params = SamplingParams(temperature=0, max_new_tokens=10)
     torch.manual_seed(0)
     direct = Generator(build_model(CFG[kind]), load_tokenizer("byte"), "cpu").complete("hi", params)

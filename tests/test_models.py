@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tui_lab.config.schema import ModelConfig
-from tui_lab.models import KVCache, build_model, count_parameters, flops_per_token
+from tui_lab.models import KVCache, build_model, config_dict, count_parameters, flops_per_token
 
 V_GPT2, T_SEEDS = 50257, 512
 EXP1 = dict(kind="gpt", vocab_size=V_GPT2, max_seq_len=T_SEEDS, d_model=16, num_heads=2, d_ff=64, num_layers=2)
@@ -114,12 +114,11 @@ def test_build_model_rejects_deepseek_without_ranks_and_non_mappings():
 @pytest.mark.parametrize("kind", KINDS)
 def test_config_round_trips_through_json_and_build_model(kind):
     model = small(kind)
-    cfg = json.loads(json.dumps(model.config))
-    assert cfg == model.config and cfg["kind"] == kind
-    again = build_model(cfg)
-    assert count_parameters(again) == count_parameters(model)
-    # a ModelConfig works as well as a dict
-    assert count_parameters(build_model(ModelConfig.model_validate(cfg))) == count_parameters(model)
+    assert isinstance(model.config, ModelConfig) and model.config.kind == kind
+    cfg = json.loads(json.dumps(config_dict(model.config)))
+    assert ModelConfig.model_validate(cfg) == model.config
+    again = build_model(cfg)  # a checkpoint's stored dict builds the same architecture
+    assert count_parameters(again) == count_parameters(model) and again.config == model.config
     # same architecture: the weights load one-to-one
     again.load_state_dict(model.state_dict())
 

@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tui_lab.cli import app as cli
-from tui_lab.runs import RunDir, queue, write_json_atomic
+from tui_lab.atomic import atomic_write_json
+from tui_lab.runs import RunDir, queue
 
 from tiny import tiny_toml
 
@@ -142,7 +143,7 @@ def test_a_dead_runners_pid_file_does_not_count(tmp_path):
     runs.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    write_json_atomic(runs / queue.RUNNER_FILE, {"pid": dead.pid, "current": None})
+    atomic_write_json(runs / queue.RUNNER_FILE, {"pid": dead.pid, "current": None})
     assert queue.runner_info(runs) is None and not queue.runner_alive(runs)
 
 
@@ -152,7 +153,7 @@ def test_runner_waits_for_a_run_started_outside_the_queue(tmp_path, cfg, monkeyp
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
     busy = RunDir(runs / "first" / "20251231-000000-0000")
     busy.path.mkdir(parents=True)
-    write_json_atomic(busy.run_path, {"status": "running", "pid": other.pid, "host": socket.gethostname(),
+    atomic_write_json(busy.run_path, {"status": "running", "pid": other.pid, "host": socket.gethostname(),
                                       "started_at": time.time()})
     log: list = []
     _fake_runs(monkeypatch, log, seconds=0.1)

@@ -17,7 +17,8 @@ import torch
 
 from tui_lab.runs import RunDir, load_history, pid_alive, read_jsonl
 from tui_lab.runs.launcher import launch_detached, stop_run, wait_for_status
-from tui_lab.train.checkpoint import load_model, load_train_state
+from tui_lab.models.checkpoint import load_model
+from tui_lab.train.state import load_train_state
 
 from tiny import tiny_toml
 

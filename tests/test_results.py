@@ -2,7 +2,7 @@
 folders, their Markdown / CSV / LaTeX / JSON renderings, the CLI, and the plots.
 
 The run folders are written with the run store's own API (``create_run``,
-``write_json_atomic``, ``MetricsWriter``) and hold realistic numbers: the seeds' exp1 on
+``atomic_write_json``, ``MetricsWriter``) and hold realistic numbers: the seeds' exp1 on
 WikiText-2 (CPU), exp3 on WikiText-103 (one H100, killed and resumed once) and a wider
 model on two GPUs.
 
@@ -40,7 +40,8 @@ from tui_lab.results import (
     runs_table,
 )
 from tui_lab.results.formats import format_for_path, latex_escape
-from tui_lab.runs import MetricsWriter, RunDir, create_run, load_history, write_json_atomic
+from tui_lab.atomic import atomic_write_json
+from tui_lab.runs import MetricsWriter, RunDir, create_run, load_history
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("TUI_LAB_UPDATE_GOLDEN") == "1"
@@ -82,7 +83,7 @@ def make_run(root: Path, experiment: str, run_id: str, *, t0: float, d_model: in
     params = gpt_params(d_model, d_ff, layers)
     tokens_per_step = batch * SEQ
     global_step_tokens = tokens_per_step * world_size
-    write_json_atomic(run.config_path, {
+    atomic_write_json(run.config_path, {
         "name": experiment,
         "model": {"kind": "gpt", "vocab_size": GPT2_VOCAB, "max_seq_len": SEQ, "d_model": d_model,
                   "num_heads": heads, "d_ff": d_ff, "num_layers": layers, "dropout": 0.1},
@@ -136,7 +137,7 @@ def make_run(root: Path, experiment: str, run_id: str, *, t0: float, d_model: in
     w.write("end", time=when(last) + 1, status=status, step=last, message=f"reached {last} steps",
             best_val_loss=round(math.log(best_eval[1]), 6))
     w.close()
-    write_json_atomic(run.run_path, {
+    atomic_write_json(run.run_path, {
         "experiment": experiment, "run_id": run_id, "status": status, "pid": None, "proc_start": None,
         "host": "lab-node-1", "device": device, "device_name": device_name,
         # a resume rewrites started_at: the table orders runs by their first `start` event
@@ -396,9 +397,9 @@ def test_comparison_shows_changes_between_consecutive_runs(runs):
 def test_unfinished_diverged_and_garbled_runs_do_not_break_the_table(tmp_path, runs):
     root = tmp_path / "runs"
     fresh = create_run(root, "exp5", "20251114-000000-0000")  # just created: config.json only
-    write_json_atomic(fresh.config_path, {"model": {"d_model": 256, "num_layers": 8, "num_heads": 8}})
+    atomic_write_json(fresh.config_path, {"model": {"d_model": 256, "num_layers": 8, "num_heads": 8}})
     bad = create_run(root, "exp6", "20251115-000000-0000")
-    write_json_atomic(bad.run_path, {"status": "diverged", "device": "cuda:0", "num_params": 63_873_617,
+    atomic_write_json(bad.run_path, {"status": "diverged", "device": "cuda:0", "num_params": 63_873_617,
                                      "started_at": 1_763_164_800.0, "best_val_loss": None})
     with open(bad.metrics_path, "w") as fh:
         fh.write('{"event":"train","time":1,"step":10,"train_loss":7.1,"tokens_seen":100,"tokens_per_s":5.0}\n')
@@ -427,7 +428,7 @@ def test_resolve_run_by_path_experiment_and_id(runs, tmp_path):
     with pytest.raises(LookupError, match="not a run folder"):
         resolve_run(str(root / "exp1"), root)
     twin = create_run(root, "exp1_again", "20251113-080000-c3d4")
-    write_json_atomic(twin.run_path, {"status": "finished"})
+    atomic_write_json(twin.run_path, {"status": "finished"})
     with pytest.raises(LookupError, match="ambiguous"):
         resolve_run("20251113-080000-c3d4", root)
 
@@ -553,7 +554,7 @@ def test_plot_errors_are_clean(runs, tmp_path, monkeypatch):
     with pytest.raises(PlotError, match="loss"):
         plot_runs(runs, "accuracy", tmp_path / "x.png")
     empty = create_run(tmp_path / "runs", "exp9", "20251120-000000-0000")
-    write_json_atomic(empty.run_path, {"status": "running"})
+    atomic_write_json(empty.run_path, {"status": "running"})
     with pytest.raises(PlotError, match="nothing to plot"):
         plot_runs([empty], "loss", tmp_path / "x.png")
     assert plot_runs(runs[:1], "loss", tmp_path / "steps.png", x="step").read_bytes()[:8] == PNG_MAGIC

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from tui_lab.atomic import atomic_write, atomic_write_json
 from tui_lab.runs import (
     MetricsWriter,
     RunDir,
@@ -15,8 +16,6 @@ from tui_lab.runs import (
     list_runs,
     pid_alive,
     read_jsonl,
-    write_atomic,
-    write_json_atomic,
 )
 
 
@@ -42,10 +41,10 @@ def test_read_jsonl_skips_garbled_lines_and_missing_file(tmp_path):
 
 def test_write_atomic_leaves_old_file_when_the_write_fails(tmp_path):
     path = tmp_path / "run.json"
-    write_json_atomic(path, {"status": "running"})
+    atomic_write_json(path, {"status": "running"})
 
     try:
-        write_atomic(path, object())  # type: ignore[arg-type]  # not bytes: fails mid-write
+        atomic_write(path, object())  # type: ignore[arg-type]  # not bytes: fails mid-write
     except (TypeError, AttributeError):
         pass
     assert json.loads(path.read_text()) == {"status": "running"}
@@ -55,11 +54,11 @@ def test_write_atomic_leaves_old_file_when_the_write_fails(tmp_path):
 def test_atomic_writes_get_the_umask_mode_and_keep_an_existing_files_mode(tmp_path):
     old = os.umask(0o022)
     try:
-        write_atomic(tmp_path / "new.json", "{}")
+        atomic_write(tmp_path / "new.json", "{}")
         assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
         (tmp_path / "kept.json").write_text("old")
         os.chmod(tmp_path / "kept.json", 0o640)
-        write_atomic(tmp_path / "kept.json", "new")
+        atomic_write(tmp_path / "kept.json", "new")
         assert (tmp_path / "kept.json").stat().st_mode & 0o777 == 0o640
         assert (tmp_path / "kept.json").read_text() == "new"
     finally:
@@ -94,7 +93,7 @@ def test_create_run_never_reuses_a_folder(tmp_path):
     assert len(runs) == 20
     try:
         first = create_run(tmp_path, "exp1", "fixed")
-        write_json_atomic(first.run_path, {"status": "running"})
+        atomic_write_json(first.run_path, {"status": "running"})
         create_run(tmp_path, "exp1", "fixed")
     except FileExistsError:
         pass
@@ -109,10 +108,10 @@ def test_dead_process_reads_as_interrupted_and_live_one_as_running(tmp_path):
 
     dead = RunDir(tmp_path / "e" / "dead")
     dead.path.mkdir(parents=True)
-    write_json_atomic(dead.run_path, {"status": "running", "pid": proc.pid, "host": socket.gethostname()})
+    atomic_write_json(dead.run_path, {"status": "running", "pid": proc.pid, "host": socket.gethostname()})
     live = RunDir(tmp_path / "e" / "live")
     live.path.mkdir(parents=True)
-    write_json_atomic(live.run_path, {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+    atomic_write_json(live.run_path, {"status": "running", "pid": os.getpid(), "host": socket.gethostname(),
                                       "started_at": 1})
     assert not pid_alive(proc.pid) or proc.pid == os.getpid()
     assert dead.read_run()["status"] == "interrupted"

@@ -11,7 +11,7 @@ import torch
 
 from tui_lab.config import load_experiments
 from tui_lab.runs import RunDir, load_history
-from tui_lab.train.checkpoint import CheckpointError, load_model
+from tui_lab.models.checkpoint import CheckpointError, load_model
 from tui_lab.train.trainer import Trainer, start_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 
-def atomic_write(path: Path | str, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
+def atomic_write(path: Path | str, data: bytes | str | Callable[[BinaryIO], object]) -> None:
+    """Write ``data`` to ``path`` atomically: into a temp file beside ``path``, fsync'd,
+    then renamed over ``path``. ``data`` is bytes, a str (written as UTF-8) or a callable
+    ``write(fh)`` that streams into the binary file handle.
 
     The file ends up with the mode ``path`` already had, or else the one a new file gets
     under the umask (``0o666 & ~umask``) — not the temp file's private 0600.
@@ -19,6 +22,13 @@ def atomic_write(path: Path | str, write: Callable[[BinaryIO], object]) -> None:
             the temp file is removed.
     """
     path = Path(path)
+    if isinstance(data, (bytes, bytearray, str)):
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+        def write(fh: BinaryIO) -> object:
+            return fh.write(payload)
+    else:
+        write = data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -35,10 +45,9 @@ def atomic_write(path: Path | str, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
-def write_atomic(path: Path | str, data: bytes | str) -> None:
-    """Write ``data`` (str as UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    atomic_write(path, lambda fh: fh.write(payload))
+def atomic_write_json(path: Path | str, obj: object) -> None:
+    """``obj`` as indented, key-sorted JSON (plus a newline), written atomically."""
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _mode_for(path: Path) -> int:

@@ -93,7 +93,7 @@ class TuiLabApp(App):
             self.notify(f"only a stopped or interrupted run can be resumed (this one is {status or 'starting'})",
                         severity="warning")
             return
-        if not (run.checkpoint_dir / "last.state.pt").is_file():
+        if not run.can_resume():
             self.notify("this run has no checkpoint to resume from", severity="warning")
             return
         try:
@@ -127,7 +127,7 @@ class TuiLabApp(App):
     def action_chat(self) -> None:
         """Chat with the selected run's best checkpoint."""
         run = self.main.selected
-        ckpt = run.best_checkpoint() if run else None
+        ckpt = run.chat_checkpoint() if run else None
         if ckpt is None:
             self.notify("no checkpoint yet: the trainer saves one at each evaluation", severity="warning")
             return

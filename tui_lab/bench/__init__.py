@@ -13,9 +13,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from ..models import ModelConfig
 
 PEAK_BF16_FLOPS = {  # dense bf16 tensor-core peak, vendor datasheets (SXM parts where both exist)
     "H200": 989e12, "H100 SXM": 989e12, "H100 80GB HBM3": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12,
@@ -68,7 +71,7 @@ def time_training(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
     return batch * seq * steps / (time.perf_counter() - t)
 
 
-def reference_model(cfg: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str]:
+def reference_model(cfg: "ModelConfig") -> tuple[torch.nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str]:
     """transformers' model at the same shape, eager attention, and its loss function.
 
     Raises:
@@ -76,23 +79,23 @@ def reference_model(cfg: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[tor
     """
     import transformers
 
-    if cfg["kind"] == "gpt":
+    if cfg.kind == "gpt":
         conf = transformers.GPT2Config(
-            vocab_size=cfg["vocab_size"], n_positions=cfg["max_seq_len"], n_embd=cfg["d_model"],
-            n_layer=cfg["num_layers"], n_head=cfg["num_heads"], n_inner=cfg["d_ff"], activation_function="gelu",
-            resid_pdrop=cfg.get("dropout", 0.0), embd_pdrop=cfg.get("dropout", 0.0), attn_pdrop=cfg.get("dropout", 0.0))
+            vocab_size=cfg.vocab_size, n_positions=cfg.max_seq_len, n_embd=cfg.d_model,
+            n_layer=cfg.num_layers, n_head=cfg.num_heads, n_inner=cfg.d_ff, activation_function="gelu",
+            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout)
         conf._attn_implementation = "eager"
         model = transformers.GPT2LMHeadModel(conf)
         name = f"transformers {transformers.__version__} GPT2LMHeadModel (eager)"
     else:
-        hd = cfg["d_model"] // cfg["num_heads"]
+        hd = cfg.d_model // cfg.num_heads
         conf = transformers.DeepseekV3Config(
-            vocab_size=cfg["vocab_size"], hidden_size=cfg["d_model"], intermediate_size=cfg["d_ff"],
-            moe_intermediate_size=cfg["d_ff"], num_hidden_layers=cfg["num_layers"],
-            num_attention_heads=cfg["num_heads"], num_key_value_heads=cfg["num_heads"],
-            q_lora_rank=cfg["q_lora_rank"], kv_lora_rank=cfg["kv_lora_rank"], qk_rope_head_dim=hd,
-            qk_nope_head_dim=0, v_head_dim=hd, first_k_dense_replace=cfg["num_layers"], n_routed_experts=1,
-            n_shared_experts=1, num_experts_per_tok=1, max_position_embeddings=cfg["max_seq_len"],
+            vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
+            moe_intermediate_size=cfg.d_ff, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+            q_lora_rank=cfg.q_lora_rank, kv_lora_rank=cfg.kv_lora_rank, qk_rope_head_dim=hd,
+            qk_nope_head_dim=0, v_head_dim=hd, first_k_dense_replace=cfg.num_layers, n_routed_experts=1,
+            n_shared_experts=1, num_experts_per_tok=1, max_position_embeddings=cfg.max_seq_len,
             tie_word_embeddings=True, attention_bias=True, rope_scaling=None)
         conf._attn_implementation = "eager"
         model = transformers.DeepseekV3ForCausalLM(conf)
@@ -110,7 +113,7 @@ def logits_loss(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[to
     return loss
 
 
-def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: int, steps: int,
+def bench_training(cfg: "ModelConfig | dict[str, Any]", device: torch.device, batch: int, seq: int, steps: int,
                    compile: bool = False, fused_cross_entropy: bool = True) -> dict[str, Any]:
     """tui-lab vs the transformers reference at the same shape, measured one after the other.
 
@@ -118,12 +121,13 @@ def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: i
     loss of :mod:`tui_lab.models.loss`); ``tui_lab_logits_loss_tokens_per_s`` is the same
     model with the usual float32 logits + ``F.cross_entropy``, the ablation of that choice.
     """
-    from ..models import build_model, count_parameters, flops_per_token
+    from ..models import build_model, count_parameters, flops_per_token, model_config
 
+    cfg = model_config(cfg)
     torch.manual_seed(0)
     ours = build_model(cfg)
     n = count_parameters(ours)
-    V = cfg["vocab_size"]
+    V = cfg.vocab_size
 
     def ours_loss(m: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return (lambda idx, y: m(idx, targets=y)) if fused_cross_entropy else logits_loss(m)
@@ -139,7 +143,7 @@ def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: i
     fpt = flops_per_token(cfg, seq, n)
     out: dict[str, Any] = {"device": name, "batch_size": batch, "seq_len": seq, "steps": steps, "num_params": n,
                            "fused_cross_entropy": fused_cross_entropy,
-                           "pad_vocab_multiple": cfg.get("pad_vocab_multiple", 1),
+                           "pad_vocab_multiple": cfg.pad_vocab_multiple,
                            "tui_lab_tokens_per_s": round(tps, 1),
                            "tui_lab_logits_loss_tokens_per_s": round(logits_tps, 1),
                            "tui_lab_mfu": round(tps * fpt / peak, 4) if peak else None}
@@ -164,10 +168,12 @@ def bench_training(cfg: dict[str, Any], device: torch.device, batch: int, seq: i
     return out
 
 
-def bench_decode(cfg: dict[str, Any], device: torch.device, context: int, new_tokens: int) -> dict[str, Any]:
+def bench_decode(cfg: "ModelConfig | dict[str, Any]", device: torch.device, context: int, new_tokens: int) -> dict[str, Any]:
     """Decode tokens/s with and without the KV cache after a ``context``-token prompt (greedy)."""
     from ..generate import Generator, SamplingParams
-    from ..models import build_model
+    from ..models import build_model, model_config
+
+    cfg = model_config(cfg)
 
     class _Ids:  # token ids in, token ids out: decoding speed does not depend on the tokenizer
         eot_token = None
@@ -179,8 +185,8 @@ def bench_decode(cfg: dict[str, Any], device: torch.device, context: int, new_to
             return b""
 
     torch.manual_seed(0)
-    model = build_model({**cfg, "dropout": 0.0}).to(device)
-    prompt = torch.randint(0, cfg["vocab_size"], (context,), generator=torch.Generator().manual_seed(1)).tolist()
+    model = build_model(cfg.model_copy(update={"dropout": 0.0})).to(device)
+    prompt = torch.randint(0, cfg.vocab_size, (context,), generator=torch.Generator().manual_seed(1)).tolist()
     params = SamplingParams(temperature=0, max_new_tokens=new_tokens)
     out: dict[str, Any] = {"context_tokens": context, "new_tokens": new_tokens}
     for label, cache in (("kv_cache", True), ("no_cache", False)):

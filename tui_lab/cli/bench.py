@@ -35,7 +35,7 @@ def bench_cmd(
     from ..bench import bench_decode, bench_startup, bench_tokenize, bench_training
     from ..config import ConfigError
     from ..errors import TuiLabError
-    from ..train.trainer import resolve_device
+    from ..device import resolve_device
 
     cfg = load_config(config)
     try:
@@ -44,7 +44,7 @@ def bench_cmd(
     except (ConfigError, TuiLabError) as exc:
         fail(str(exc))
     skip = set(skip or [])
-    model_cfg = exp.model.model_dump(mode="json", exclude_none=True)
+    model_cfg = exp.model
     batch = batch_size or (exp.train.batch_size if dev.type != "cpu" else min(exp.train.batch_size, 8))
     seq = seq_len or exp.model.max_seq_len
     result: dict = {"experiment": experiment, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,

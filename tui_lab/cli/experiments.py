@@ -18,12 +18,12 @@ def init_cmd(
 ) -> None:
     """Write the default experiments file (exp1-exp7 and the offline demo)."""
     from ..config import default_experiments_text
-    from ..runs.store import write_atomic
+    from ..atomic import atomic_write
 
     if path.exists() and not force:
         fail(f"{path} exists; use --force to overwrite it")
     try:
-        write_atomic(path, default_experiments_text())
+        atomic_write(path, default_experiments_text())
     except OSError as exc:
         fail(f"{path}: cannot write: {exc.strerror}")
     console.print(f"wrote {path}")
@@ -73,7 +73,7 @@ def experiment_rows(cfg) -> list[dict[str, Any]]:
 
     rows = []
     for name, exp in cfg.experiments.items():
-        n_params = count_parameters_of_config(exp.model.model_dump())
+        n_params = count_parameters_of_config(exp.model)
         d = exp.data
         dataset = d.path or (f"{d.dataset}/{d.config}" if d.config else d.dataset)
         counts = cached_token_counts(d, "train")

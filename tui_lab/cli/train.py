@@ -36,7 +36,8 @@ def train_cmd(
     except ConfigError as exc:
         fail(str(exc))
     from ..runs.store import RunDir
-    from ..train.trainer import Trainer, experiment_of_run, resolve_device, start_run
+    from ..device import resolve_device
+    from ..train.trainer import Trainer, experiment_of_run, start_run
 
     try:
         dev = resolve_device(device)
@@ -47,7 +48,7 @@ def train_cmd(
             run = RunDir(resume)
             if not run.exists():
                 fail(f"--resume {resume}: not a run folder (no run.json / config.json)")
-            if not (run.checkpoint_dir / "last.state.pt").is_file():
+            if not run.can_resume():
                 fail(f"--resume {resume}: no checkpoint to resume from yet (checkpoints/last.state.pt)")
             if run.experiment != name:
                 fail(f"--resume {resume}: that run is of experiment '{run.experiment}', not '{name}'")

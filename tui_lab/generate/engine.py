@@ -101,7 +101,7 @@ def resolve_checkpoint(path: Path | str) -> Path:
 
     path = Path(path).expanduser()
     if path.is_dir():
-        ckpt = RunDir(path).best_checkpoint()
+        ckpt = RunDir(path).chat_checkpoint()
         if ckpt is None:
             raise GenerationError(f"{path}: no checkpoint in this folder yet (checkpoints/best.safetensors); "
                                   "give a run folder or a checkpoint file")
@@ -148,7 +148,7 @@ class Generator:
         self.use_kv_cache = use_kv_cache
         self.on_full = on_full
         self.metadata = metadata or {}
-        self.max_len = int(model.config["max_seq_len"])
+        self.max_len = int(model.config.max_seq_len)
         self.last_stats = GenerationStats()
 
     @classmethod
@@ -158,12 +158,12 @@ class Generator:
         ``data`` metadata (``tokenizer``, ``tokenizer_path``) unless ``tokenizer_path`` is given.
 
         Raises:
-            GenerationError, CheckpointError, DataError, TrainingError (unknown device):
+            GenerationError, CheckpointError, DataError, DeviceError (unknown device):
                 an unusable checkpoint, tokenizer or device (all ``TuiLabError``).
         """
         from ..data import load_tokenizer
-        from ..train.checkpoint import load_model
-        from ..train.trainer import resolve_device
+        from ..device import resolve_device
+        from ..models.checkpoint import load_model
 
         dev = resolve_device(device)
         ckpt = resolve_checkpoint(path)
@@ -178,9 +178,9 @@ class Generator:
                     tok_path = str(base / tok_path)
                     break
         tokenizer = load_tokenizer(name, tok_path)
-        if tokenizer.vocab_size > model.config["vocab_size"]:
+        if tokenizer.vocab_size > model.config.vocab_size:
             raise GenerationError(f"{ckpt}: tokenizer '{name}' has {tokenizer.vocab_size} tokens, "
-                                  f"more than the model's vocab_size {model.config['vocab_size']}")
+                                  f"more than the model's vocab_size {model.config.vocab_size}")
         meta["checkpoint"] = str(ckpt)
         return cls(model, tokenizer, dev, metadata=meta, **kwargs)
 

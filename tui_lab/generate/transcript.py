@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..runs.store import write_atomic
+from ..atomic import atomic_write
 
 
 @dataclass
@@ -104,5 +104,5 @@ class Transcript:
         """
         path = Path(path) if path else self.path.with_suffix(".md")
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, self.to_markdown())
+        atomic_write(path, self.to_markdown())
         return path

@@ -1,7 +1,8 @@
 """Model families: ``gpt`` (the seeds' LanguageModel, exp1-exp6) and ``deepseek`` (exp7's MLA model).
 
-Public API: :func:`build_model`, :func:`count_parameters`, :func:`flops_per_token` and
-:class:`KVCache`. Every model has ``forward(idx, kv_cache=None)``, ``new_kv_cache(...)``
+Public API: :func:`build_model`, :func:`model_config` (the typed :class:`ModelConfig`),
+:func:`count_parameters`, :func:`flops_per_token`, :class:`KVCache`; weights on disk in
+:mod:`.checkpoint`. Every model has ``forward(idx, kv_cache=None)``, ``new_kv_cache(...)``
 and ``.config``.
 """
 
@@ -11,14 +12,20 @@ from typing import Any, Mapping
 
 import torch
 
+from ..config.schema import ModelConfig
 from .kv_cache import KVCache
 
 
-def _validated(model_cfg: Mapping[str, Any] | Any) -> dict[str, Any]:
-    """The ``model`` table as a plain, JSON-serialisable dict, validated by ``ModelConfig``."""
-    from pydantic import ValidationError
+def model_config(model_cfg: Mapping[str, Any] | ModelConfig) -> ModelConfig:
+    """The ``model`` table as a validated, typed (frozen) :class:`ModelConfig`.
 
-    from ..config.schema import ModelConfig
+    Args:
+        model_cfg: a ``ModelConfig`` (returned as is) or a mapping (a checkpoint's stored
+            ``model_config``, a ``[experiments.X.model]`` table).
+    Raises:
+        ValueError: not a mapping, or a key that is unknown, of the wrong type or out of range.
+    """
+    from pydantic import ValidationError
 
     if not isinstance(model_cfg, ModelConfig):
         if not isinstance(model_cfg, Mapping):
@@ -28,7 +35,12 @@ def _validated(model_cfg: Mapping[str, Any] | Any) -> dict[str, Any]:
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}" for e in err.errors())
             raise ValueError(f"invalid model config: {problems}") from None
-    return model_cfg.model_dump(mode="json", exclude_none=True)
+    return model_cfg
+
+
+def config_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """A model config as the plain JSON-serialisable dict stored in checkpoints."""
+    return cfg.model_dump(mode="json", exclude_none=True)
 
 
 def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
@@ -42,15 +54,15 @@ def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
         a module with ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
         (with ``targets=LongTensor[B, T]``: the mean cross-entropy, a float32 scalar),
         ``new_kv_cache(batch_size, device=None, dtype=None) -> KVCache`` and ``.config``
-        (the validated table as a plain JSON-serialisable dict, defaults filled in;
-        ``build_model(model.config)`` builds the same architecture). Parameters are created
+        (the typed :class:`ModelConfig`, defaults filled in; ``build_model(model.config)``
+        builds the same architecture). Parameters are created
         on the current default device (``with torch.device("meta"):`` for a free count).
     Raises:
         ValueError: the table is invalid (unknown kind or key, wrong type, ``d_model`` not
             divisible by ``num_heads``, deepseek without its ranks, ...).
     """
-    cfg = _validated(model_cfg)
-    if cfg["kind"] == "gpt":
+    cfg = model_config(model_cfg)
+    if cfg.kind == "gpt":
         from .gpt import GPT
 
         return GPT(cfg)
@@ -92,15 +104,15 @@ def flops_per_token(model_cfg: Mapping[str, Any] | Any, seq_len: int, num_params
     Raises:
         ValueError: invalid ``model_cfg`` or ``seq_len`` < 1.
     """
-    cfg = _validated(model_cfg)
+    cfg = model_config(model_cfg)
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if num_params is None:
         with torch.device("meta"):
             num_params = count_parameters(build_model(cfg))
-        if cfg["kind"] == "gpt":
-            num_params -= cfg["max_seq_len"] * cfg["d_model"]  # learned positions: a lookup
-    return int(6 * num_params + 12 * cfg["num_layers"] * cfg["d_model"] * seq_len)
+        if cfg.kind == "gpt":
+            num_params -= cfg.max_seq_len * cfg.d_model  # learned positions: a lookup
+    return int(6 * num_params + 12 * cfg.num_layers * cfg.d_model * seq_len)
 
 
-__all__ = ["KVCache", "build_model", "count_parameters", "flops_per_token"]
+__all__ = ["KVCache", "ModelConfig", "build_model", "config_dict", "count_parameters", "flops_per_token", "model_config"]

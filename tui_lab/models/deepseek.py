@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config.schema import ModelConfig
 from .kv_cache import KVCache, attend
 from .layers import RMSNorm, apply_rope, check_positions, output_head, padded_vocab_size, rope_tables
 
@@ -88,13 +89,13 @@ class GatedMLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm block: ``x + attn(attn_norm(x))`` then ``x + mlp(mlp_norm(x))``."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        d, p = cfg["d_model"], cfg.get("dropout", 0.0)
+        d, p = cfg.d_model, cfg.dropout
         self.attn_norm = RMSNorm(d)
-        self.attn = LatentAttention(d, cfg["num_heads"], cfg["q_lora_rank"], cfg["kv_lora_rank"], p)
+        self.attn = LatentAttention(d, cfg.num_heads, cfg.q_lora_rank, cfg.kv_lora_rank, p)
         self.mlp_norm = RMSNorm(d)
-        self.mlp = GatedMLP(d, cfg["d_ff"])
+        self.mlp = GatedMLP(d, cfg.d_ff)
         self.drop = nn.Dropout(p)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
@@ -107,7 +108,7 @@ class DeepSeekLM(nn.Module):
     """Exp7's DeepSeek-style decoder (MLA + SiLU-gated MLP + RMSNorm), causal.
 
     Args:
-        config: a validated ``model`` table with ``kind = "deepseek"``, ``q_lora_rank`` and
+        config: the validated ``model`` table (:class:`~tui_lab.config.schema.ModelConfig`) with ``kind = "deepseek"``, ``q_lora_rank`` and
             ``kv_lora_rank``; kept as ``self.config``. Use :func:`tui_lab.models.build_model`.
 
     ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
@@ -132,21 +133,21 @@ class DeepSeekLM(nn.Module):
             beyond ``max_seq_len``.
     """
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = dict(config)
-        d, L = config["d_model"], config["num_layers"]
-        self.max_seq_len, self.num_layers = config["max_seq_len"], L
-        self.num_heads, self.head_dim = config["num_heads"], d // config["num_heads"]
-        self.vocab_size = V = config["vocab_size"]
-        V_pad = padded_vocab_size(V, config.get("pad_vocab_multiple", 1))
+        self.config = config
+        d, L = config.d_model, config.num_layers
+        self.max_seq_len, self.num_layers = config.max_seq_len, L
+        self.num_heads, self.head_dim = config.num_heads, d // config.num_heads
+        self.vocab_size = V = config.vocab_size
+        V_pad = padded_vocab_size(V, config.pad_vocab_multiple)
         self.vocab_padding_params = (V_pad - V) * d
         self.tok_emb = nn.Embedding(V_pad, d)
         self.emb_scale = math.sqrt(d)
-        self.drop = nn.Dropout(config.get("dropout", 0.0))
+        self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(L))
         self.norm = RMSNorm(d)
-        cos, sin = rope_tables(self.head_dim, self.max_seq_len, config.get("rope_theta", 10_000.0))
+        cos, sin = rope_tables(self.head_dim, self.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         for name, p in self.named_parameters():

@@ -19,12 +19,11 @@ Parameters (V vocab, T max_seq_len, d d_model, L layers):
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config.schema import ModelConfig
 from .kv_cache import KVCache, attend
 from .layers import check_positions, output_head, padded_vocab_size
 
@@ -77,8 +76,8 @@ class GPT(nn.Module):
     """GPT-2-style language model (the seeds' ``LanguageModel``).
 
     Args:
-        config: a validated ``model`` table (``ModelConfig.model_dump()``); kept as
-            ``self.config``. Use :func:`tui_lab.models.build_model` rather than this class.
+        config: the validated ``model`` table (:class:`~tui_lab.config.schema.ModelConfig`);
+            kept as ``self.config``. Use :func:`tui_lab.models.build_model` rather than this class.
 
     ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
     (unnormalised next-token logits). Without a cache the tokens sit at positions
@@ -100,15 +99,15 @@ class GPT(nn.Module):
             beyond ``max_seq_len``.
     """
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = dict(config)
-        V, T, d = config["vocab_size"], config["max_seq_len"], config["d_model"]
-        L, h, d_ff, p = config["num_layers"], config["num_heads"], config["d_ff"], config.get("dropout", 0.0)
+        self.config = config
+        V, T, d = config.vocab_size, config.max_seq_len, config.d_model
+        L, h, d_ff, p = config.num_layers, config.num_heads, config.d_ff, config.dropout
         self.max_seq_len = T
         self.num_layers, self.num_heads, self.head_dim = L, h, d // h
         self.vocab_size = V
-        V_pad = padded_vocab_size(V, config.get("pad_vocab_multiple", 1))
+        V_pad = padded_vocab_size(V, config.pad_vocab_multiple)
         self.vocab_padding_params = (V_pad - V) * (d + 1)  # embedding rows + output bias entries
         self.tok_emb = nn.Embedding(V_pad, d)
         self.pos_emb = nn.Embedding(T, d)

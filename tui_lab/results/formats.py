@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..runs.store import write_atomic
+from ..atomic import atomic_write
 from .tables import Column, Table
 
 FORMATS = ("md", "csv", "latex", "json")
@@ -185,11 +185,11 @@ def render(t: Table, fmt: str) -> str:
 
 
 def write_output(path: Path | str, data: str | bytes) -> None:
-    """Write an export file atomically (:func:`tui_lab.atomic.write_atomic`: readers see
+    """Write an export file atomically (:func:`tui_lab.atomic.atomic_write`: readers see
     the old file or the new one, never half; nothing is left behind on failure; a new file
     gets the usual permissions under the umask).
 
     Raises:
         OSError: the file cannot be written.
     """
-    write_atomic(path, data)
+    atomic_write(path, data)

@@ -13,8 +13,6 @@ from .store import (
     pid_alive,
     read_json,
     read_jsonl,
-    write_atomic,
-    write_json_atomic,
 )
 
 __all__ = [
@@ -30,6 +28,4 @@ __all__ = [
     "pid_alive",
     "read_json",
     "read_jsonl",
-    "write_atomic",
-    "write_json_atomic",
 ]

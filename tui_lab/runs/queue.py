@@ -5,7 +5,7 @@ Files in the runs folder:
 - ``queue.json``: ``{"entries": [...]}``, the waiting entries, first to run first; each
   ``{id, experiment, config, overrides, device, added_at}``. Every change is a
   read-modify-write under an exclusive ``flock`` on ``queue.lock`` and lands with an atomic
-  replace (:func:`~tui_lab.runs.store.write_json_atomic`), so the app, the CLI and the
+  replace (:func:`~tui_lab.atomic.atomic_write_json`), so the app, the CLI and the
   runner can all add or take entries at the same time without losing one.
 - ``queue.runner.lock``: held (``flock``) by the one runner process for as long as it
   lives; the kernel drops it when the process dies, however it dies, so a second runner
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .launcher import launch_detached
-from .store import RunDir, _proc_start_ticks, list_runs, pid_alive, read_json, write_json_atomic
+from ..atomic import atomic_write_json
+from .store import RunDir, _proc_start_ticks, list_runs, pid_alive, read_json
 
 QUEUE_FILE = "queue.json"
 LOCK_FILE = "queue.lock"
@@ -67,7 +68,7 @@ def read_queue(runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def _write(runs_dir: Path, entries: list[dict[str, Any]]) -> None:
-    write_json_atomic(Path(runs_dir) / QUEUE_FILE, {"entries": entries})
+    atomic_write_json(Path(runs_dir) / QUEUE_FILE, {"entries": entries})
 
 
 def add(runs_dir: Path, experiment: str, config: Path, overrides: list[str] | None = None,
@@ -203,20 +204,20 @@ def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
     try:
         me = {"pid": os.getpid(), "proc_start": _proc_start_ticks(os.getpid()), "started_at": time.time(),
               "current": None, "waiting_for": None}
-        write_json_atomic(runner_file, me)
+        atomic_write_json(runner_file, me)
         waited: list[str] = []
 
         def on_wait(run: RunDir) -> None:
             if not waited or waited[-1] != str(run.path):
                 waited.append(str(run.path))
                 _log(f"waiting for {run.path} to end")
-                write_json_atomic(runner_file, {**me, "waiting_for": str(run.path)})
+                atomic_write_json(runner_file, {**me, "waiting_for": str(run.path)})
 
         while True:
             if read_queue(runs_dir):
                 _wait_until_idle(runs_dir, poll_s, on_wait)
             if waited:
-                write_json_atomic(runner_file, me)
+                atomic_write_json(runner_file, me)
                 waited.clear()
             # take the next entry, or retire, under the queue lock: an entry added meanwhile
             # either is seen here or finds no runner and starts a new one
@@ -236,12 +237,12 @@ def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
                 _log(f"cannot start {entry['experiment']}: {exc}")
                 continue
             n += 1
-            write_json_atomic(runner_file, {**me, "current": str(run.path), "entry": entry})
+            atomic_write_json(runner_file, {**me, "current": str(run.path), "entry": entry})
             _log(f"started {entry['experiment']} in {run.path} (pid {proc.pid})")
             code = proc.wait()
             status = run.read_run().get("status", "failed")
             _log(f"{entry['experiment']} ended: {status} (exit code {code})")
-            write_json_atomic(runner_file, me)
+            atomic_write_json(runner_file, me)
     finally:
         retire()
     _log(f"queue empty after {n} run(s)")

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..atomic import write_atomic
+from ..atomic import atomic_write, atomic_write_json
 
 STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
 """``interrupted`` is never written: it is what a reader reports for a run whose
@@ -68,10 +68,9 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+BEST_WEIGHTS = "best.safetensors"
+LAST_WEIGHTS = "last.safetensors"
+TRAIN_STATE = "last.state.pt"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -204,6 +203,25 @@ class RunDir:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
+    @property
+    def best_weights_path(self) -> Path:
+        """``checkpoints/best.safetensors``: the weights with the lowest validation loss."""
+        return self.checkpoint_dir / BEST_WEIGHTS
+
+    @property
+    def last_weights_path(self) -> Path:
+        """``checkpoints/last.safetensors``: the weights at the latest evaluation or stop."""
+        return self.checkpoint_dir / LAST_WEIGHTS
+
+    @property
+    def train_state_path(self) -> Path:
+        """``checkpoints/last.state.pt``: optimizer, data position and RNG for ``--resume``."""
+        return self.checkpoint_dir / TRAIN_STATE
+
+    def can_resume(self) -> bool:
+        """True when the folder holds the training state that ``--resume`` needs."""
+        return self.train_state_path.is_file()
+
     def exists(self) -> bool:
         return self.run_path.is_file() or self.config_path.is_file()
 
@@ -222,15 +240,16 @@ class RunDir:
         """Merge ``fields`` into ``run.json`` (atomic). Only the run's writer calls this."""
         info = read_json(self.run_path) or {}
         info.update(fields)
-        write_json_atomic(self.run_path, info)
+        atomic_write_json(self.run_path, info)
         return info
 
     def read_metrics(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         return read_jsonl(self.metrics_path, offset)
 
-    def best_checkpoint(self) -> Path | None:
-        for name in ("best.safetensors", "last.safetensors"):
-            p = self.checkpoint_dir / name
+    def chat_checkpoint(self) -> Path | None:
+        """The weights to chat with: ``best.safetensors``, else ``last.safetensors`` (a run
+        stopped before its first improvement), else None."""
+        for p in (self.best_weights_path, self.last_weights_path):
             if p.is_file():
                 return p
         return None

@@ -97,7 +97,7 @@ def run_sanity_checks(exp: Experiment, device: str = "cpu") -> list[Check]:
     from ..models import build_model
 
     torch.manual_seed(exp.train.seed)
-    model = build_model(exp.model.model_dump()).to(device)
+    model = build_model(exp.model).to(device)
     checks = [check_causality(model, exp.model.vocab_size, exp.seq_len)]
     tok = load_tokenizer(exp.data.tokenizer, exp.data.tokenizer_path)
     train = load_tokens(exp.data, "train", tok)

@@ -24,8 +24,10 @@ import torch
 
 from ..config import Experiment, experiment_to_table, validate_experiment
 from ..errors import TuiLabError
-from ..runs.store import MetricsWriter, RunDir, _proc_start_ticks, create_run, git_commit, write_json_atomic
-from .checkpoint import load_train_state, save_train_state, save_weights
+from ..atomic import atomic_write_json
+from ..runs.store import MetricsWriter, RunDir, _proc_start_ticks, create_run, git_commit
+from ..models.checkpoint import read_checkpoint, save_weights
+from .state import load_train_state, save_train_state
 from .distributed import (DistContext, any_rank, broadcast_from_main, init_distributed, local_main_first,
                           mean_over_ranks, shutdown)
 from .evaluate import EvalResult, evaluate
@@ -43,29 +45,6 @@ class RunFailed(TrainingError):
     """A run that started and then failed (out of memory, checkpoint write error): exit code 1."""
 
     exit_code = 1
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; otherwise the named device.
-
-    Raises:
-        TrainingError: the named device is not available here.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:1, mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name}: CUDA is not available on this machine")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError(f"--device {name}: MPS is not available on this machine")
-    return dev
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -194,7 +173,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             from ..models import build_model, count_parameters
 
-            model = build_model(exp.model.model_dump()).to(dev)
+            model = build_model(exp.model).to(dev)
             self.model = model
             n_params = count_parameters(model)
             opt = _optimizer(model, exp, dev)
@@ -219,10 +198,9 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
 
         if self.resume:
-            state = load_train_state(run.checkpoint_dir / "last.state.pt")
-            from .checkpoint import read_checkpoint
+            state = load_train_state(run.train_state_path)
 
-            weights, _ = read_checkpoint(run.checkpoint_dir / "last.safetensors")
+            weights, _ = read_checkpoint(run.last_weights_path)
             model.load_state_dict(weights)
             opt.load_state_dict(state["optimizer"])
             if state.get("world_size", 1) != ctx.world_size:
@@ -398,7 +376,7 @@ class Trainer:
         if save:
             if is_best:
                 try:
-                    self._save_weights(model, "best.safetensors", res.val_loss)
+                    self._save_weights(model, self.run.best_weights_path, res.val_loss)
                 except OSError as exc:
                     raise RunFailed(f"checkpoint write failed at step {self.p.step} in {self.run.checkpoint_dir}: "
                                         f"{exc.strerror or exc} (disk full?); the previous checkpoint is intact") from None
@@ -418,13 +396,13 @@ class Trainer:
     def _opt_ref(self) -> torch.optim.Optimizer | None:
         return getattr(self, "_opt", None)
 
-    def _save_weights(self, model: torch.nn.Module, name: str, val_loss: float | None) -> None:
+    def _save_weights(self, model: torch.nn.Module, path: Path, val_loss: float | None) -> None:
         data = self.exp.data.model_dump(mode="json")
         if data.get("tokenizer_path"):  # absolute, so chat finds it from any folder
             data["tokenizer_path"] = str(Path(data["tokenizer_path"]).expanduser().resolve())
         extra = {"experiment": self.exp.name, "data": data,
                  "step": self.p.step, "val_loss": val_loss, "run_id": self.run.run_id}
-        save_weights(self.run.checkpoint_dir / name, model, self.exp.model.model_dump(mode="json"), extra)
+        save_weights(path, model, self.exp.model, extra)
 
     def _save_last(self, model: torch.nn.Module, opt: torch.optim.Optimizer | None, sampler: WindowSampler) -> None:
         if opt is None:
@@ -440,8 +418,8 @@ class Trainer:
     def _write_last(self, model: torch.nn.Module, opt: torch.optim.Optimizer, sampler: WindowSampler) -> None:
         # weights first, then the state that points at them: a crash between the two leaves
         # a state one evaluation older than the weights, never a state with no weights
-        self._save_weights(model, "last.safetensors", None)
-        save_train_state(self.run.checkpoint_dir / "last.state.pt", {
+        self._save_weights(model, self.run.last_weights_path, None)
+        save_train_state(self.run.train_state_path, {
             "optimizer": opt.state_dict(),
             "sampler": sampler.state_dict(),
             "rng_cpu": torch.get_rng_state(),
@@ -480,8 +458,8 @@ class Trainer:
 def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) -> RunDir:
     """Create the run folder for a new run and save the resolved config in it."""
     run = create_run(runs_dir, exp.name, run_id)
-    write_json_atomic(run.config_path, experiment_to_table(exp))
-    write_json_atomic(run.run_path, {"experiment": exp.name, "run_id": run.run_id, "status": "starting",
+    atomic_write_json(run.config_path, experiment_to_table(exp))
+    atomic_write_json(run.run_path, {"experiment": exp.name, "run_id": run.run_id, "status": "starting",
                                      "created_at": time.time(), "pid": os.getpid(),
                                      "proc_start": _proc_start_ticks(os.getpid()), "host": socket.gethostname()})
     return run

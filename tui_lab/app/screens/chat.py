@@ -190,7 +190,7 @@ def find_checkpoints(runs_dir: Path | None) -> list[tuple[str, Path]]:
         return []
     found = []
     for ckpt_dir in Path(runs_dir).glob("*/*/checkpoints"):
-        ckpt = RunDir(ckpt_dir.parent).best_checkpoint()
+        ckpt = RunDir(ckpt_dir.parent).chat_checkpoint()
         if ckpt is not None:
             found.append((ckpt.stat().st_mtime, str(ckpt_dir.parent.relative_to(runs_dir)), ckpt))
     return [(label, ckpt) for _, label, ckpt in sorted(found, reverse=True)]
@@ -337,8 +337,8 @@ class ChatScreen(Screen):
         from ...models import count_parameters
 
         cfg = gen.model.config
-        info = (f"{cfg['kind']} · {count_parameters(gen.model):,} params · d_model {cfg['d_model']} · "
-                f"{cfg['num_layers']} layers · context {cfg['max_seq_len']} · {gen.tokenizer.name} tokenizer · "
+        info = (f"{cfg.kind} · {count_parameters(gen.model):,} params · d_model {cfg.d_model} · "
+                f"{cfg.num_layers} layers · context {cfg.max_seq_len} · {gen.tokenizer.name} tokenizer · "
                 f"{gen.device} · ready")
         transcript = Transcript(Path(gen.metadata["checkpoint"]))
 

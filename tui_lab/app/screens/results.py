@@ -117,11 +117,11 @@ class ResultsScreen(Screen):
         def done(choice: tuple[str, str] | None) -> None:
             if not choice or self.table is None:
                 return
-            from ...runs.store import write_atomic
+            from ...atomic import atomic_write
 
             fmt, path = choice
             try:
-                write_atomic(Path(path), render(self.table, fmt))
+                atomic_write(Path(path), render(self.table, fmt))
             except OSError as exc:
                 self.notify(f"{path}: {exc.strerror}", severity="error")
                 return

@@ -1,4 +1,4 @@
-"""Checkpoints: weights as safetensors with their model config; optimizer state for resume.
+"""Checkpoint weights: safetensors files holding a model's weights with its model config.
 
 Loading never executes code from a file: weights come from safetensors (or from a
 ``.pt`` file through ``torch.load(weights_only=True)``), the model is rebuilt from the
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import TuiLabError
-from ..runs.store import write_atomic
 
 FORMAT = "tui-lab/1"
 
@@ -38,20 +38,28 @@ def clean_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(path: Path, model: torch.nn.Module, model_config: dict[str, Any],
+def save_weights(path: Path, model: torch.nn.Module, model_config: Any = None,
                  extra: dict[str, Any] | None = None) -> None:
     """Save weights + ``model_config`` (+ ``extra``: experiment, data config, step, ...) as
     one safetensors file, atomically: a failed write leaves the previous file intact.
+
+    ``model_config`` is a :class:`~tui_lab.config.schema.ModelConfig` or its dict; by
+    default the model's own ``.config`` (through compile / DDP wrappers).
 
     Raises:
         OSError: the write failed (e.g. disk full).
     """
     from safetensors.torch import save
 
+    if model_config is None:
+        inner = getattr(model, "_orig_mod", model)
+        model_config = getattr(inner, "module", inner).config
+    if hasattr(model_config, "model_dump"):
+        model_config = model_config.model_dump(mode="json", exclude_none=True)
     meta = {"format": FORMAT, "model_config": json.dumps(model_config, sort_keys=True)}
     for k, v in (extra or {}).items():
         meta[k] = json.dumps(v, sort_keys=True)
-    write_atomic(Path(path), save(clean_state_dict(model), metadata=meta))
+    atomic_write(Path(path), save(clean_state_dict(model), metadata=meta))
 
 
 def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -117,7 +125,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> tuple[to
         CheckpointError: unreadable file, config that builds no model, weights of another
             architecture or shape, or non-finite weights.
     """
-    from ..models import build_model
+    from . import build_model
 
     state, meta = read_checkpoint(path)
     try:
@@ -133,22 +141,3 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> tuple[to
     if bad:
         raise CheckpointError(f"{path}: non-finite (NaN/inf) weights in {', '.join(bad[:3])}")
     return model.to(device).eval(), meta
-
-
-def save_train_state(path: Path, state: dict[str, Any]) -> None:
-    """Save optimizer + progress state for ``--resume`` (plain tensors and numbers, so it
-    loads with ``weights_only=True``), atomically."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_atomic(Path(path), buf.getvalue())
-
-
-def load_train_state(path: Path) -> dict[str, Any]:
-    """Raises:
-        CheckpointError: missing, truncated or unsafe file."""
-    try:
-        return torch.load(io.BytesIO(Path(path).read_bytes()), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no training state to resume from") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable training state: {str(exc).splitlines()[0] if str(exc) else exc}") from None
