@@ -47,6 +47,10 @@ class ModelConfig(_Strict):
     # embedding / output rows rounded up to a multiple of this (64 aligns GPT-2's 50,257 to
     # 50,304 for GPU matmuls); the loss and the reported parameter count stay those of vocab_size
     pad_vocab_multiple: Annotated[int, Field(ge=1, le=4096)] = 1
+    # gpt only: the feed-forward activation ("relu": the seed scripts' LanguageModel; "gelu":
+    # exact erf GELU; "gelu_tanh": GPT-2's tanh approximation) and the LayerNorm epsilon
+    activation: Literal["relu", "gelu", "gelu_tanh"] = "gelu"
+    layer_norm_eps: Annotated[float, Field(gt=0, le=1e-1)] = 1e-5
 
     @model_validator(mode="after")
     def _shapes(self) -> "ModelConfig":

@@ -29,7 +29,6 @@ norm: 15,585,472.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn as nn

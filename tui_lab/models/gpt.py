@@ -3,7 +3,7 @@
 Token embedding + learned positional embedding, ``num_layers`` **pre-norm** blocks
 (``x + attn(ln_1(x))``, then ``x + ffn(ln_2(x))``, as GPT-2) of multi-head causal
 self-attention (q, k, v and out projections ``d × d`` with bias — the parameter count
-of ``nn.MultiheadAttention``) and a GELU feed-forward ``d → d_ff → d`` with bias; a final
+of ``nn.MultiheadAttention``) and a feed-forward (``model.activation``: GELU by default) ``d → d_ff → d`` with bias; a final
 LayerNorm; the output projection is tied to the token embedding, plus an output bias
 of ``vocab_size``.
 
@@ -55,21 +55,31 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.out_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
+ACTIVATIONS = {
+    "relu": F.relu,  # the seed scripts' LanguageModel
+    "gelu": F.gelu,  # exact (erf) GELU, Hendrycks & Gimpel 2016, arXiv 1606.08415
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's approximation ("gelu_new")
+}
+"""The feed-forward activations of the ``gpt`` family, by ``model.activation``."""
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + ffn(ln_2(x))``."""
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, num_heads, dropout)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.ff_in = nn.Linear(d_model, d_ff)
-        self.ff_out = nn.Linear(d_ff, d_model)
-        self.ff_dropout = nn.Dropout(dropout)
+        d_model, p = cfg.d_model, cfg.dropout
+        self.ln_1 = nn.LayerNorm(d_model, eps=cfg.layer_norm_eps)
+        self.attn = CausalSelfAttention(d_model, cfg.num_heads, p)
+        self.ln_2 = nn.LayerNorm(d_model, eps=cfg.layer_norm_eps)
+        self.ff_in = nn.Linear(d_model, cfg.d_ff)
+        self.ff_out = nn.Linear(cfg.d_ff, d_model)
+        self.ff_dropout = nn.Dropout(p)
+        self.act = ACTIVATIONS[cfg.activation]
 
     def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer)
-        return x + self.ff_dropout(self.ff_out(F.gelu(self.ff_in(self.ln_2(x)))))
+        return x + self.ff_dropout(self.ff_out(self.act(self.ff_in(self.ln_2(x)))))
 
 
 class GPT(nn.Module):
@@ -103,7 +113,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         V, T, d = config.vocab_size, config.max_seq_len, config.d_model
-        L, h, d_ff, p = config.num_layers, config.num_heads, config.d_ff, config.dropout
+        L, h, p = config.num_layers, config.num_heads, config.dropout
         self.max_seq_len = T
         self.num_layers, self.num_heads, self.head_dim = L, h, d // h
         self.vocab_size = V
@@ -112,8 +122,8 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(V_pad, d)
         self.pos_emb = nn.Embedding(T, d)
         self.drop = nn.Dropout(p)
-        self.blocks = nn.ModuleList(Block(d, h, d_ff, p) for _ in range(L))
-        self.ln_f = nn.LayerNorm(d)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(L))
+        self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.out_bias = nn.Parameter(torch.zeros(V_pad))  # the head's weight is tok_emb.weight (tied)
         self.apply(self._init)
         for name, param in self.named_parameters():

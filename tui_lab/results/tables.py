@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runs.metrics import perplexity
 from ..runs.store import RunDir, list_runs, load_history
 
 KINDS = ("str", "int", "float", "hash")
@@ -265,7 +266,7 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
     best_val_loss = at_best("val_loss", "best_val_loss")
     best_ppl = at_best("val_ppl", "best_val_ppl")
     if best_ppl is None and _num(best_val_loss) is not None:
-        best_ppl = math.exp(min(best_val_loss, 700.0))
+        best_ppl = perplexity(best_val_loss)
     return {
         "experiment": run.experiment,
         "run_id": run.run_id,
@@ -332,7 +333,7 @@ def progression_table(run: RunDir) -> Table:
             continue
         ppl = _num(e.get("val_ppl"))
         if ppl is None and _num(e.get("val_loss")) is not None:
-            ppl = math.exp(min(e["val_loss"], 700.0))
+            ppl = perplexity(e["val_loss"])
         rows.append({"step": _num(e.get("step")), "epoch": _num(e.get("epoch")),
                      "tokens_seen": _num(e.get("tokens_seen")), "val_loss": _num(e.get("val_loss")), "val_ppl": ppl,
                      "delta_val_ppl": ppl - prev if prev is not None and ppl is not None else None})

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..atomic import atomic_write, atomic_write_json
+from ..atomic import atomic_write_json
 
 STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
 """``interrupted`` is never written: it is what a reader reports for a run whose

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..runs.metrics import perplexity
 
 
 @dataclass
@@ -72,5 +73,5 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: 
     model.train(was_training)
     total = float(nll_sum.item())
     loss = total / count
-    return EvalResult(val_loss=loss, val_ppl=math.exp(min(loss, 700.0)), val_acc=int(correct.item()) / count,
+    return EvalResult(val_loss=loss, val_ppl=perplexity(loss), val_acc=int(correct.item()) / count,
                       n_tokens=count, nll_sum=total)

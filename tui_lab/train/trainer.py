@@ -25,6 +25,7 @@ import torch
 from ..config import Experiment, experiment_to_table, validate_experiment
 from ..errors import TuiLabError
 from ..atomic import atomic_write_json
+from ..runs.metrics import perplexity
 from ..runs.store import MetricsWriter, RunDir, _proc_start_ticks, create_run, git_commit
 from ..models.checkpoint import read_checkpoint, save_weights
 from .state import load_train_state, save_train_state
@@ -367,7 +368,7 @@ class Trainer:
             self.p.bad_evals += 1
         word_ppl = None
         if self.val_words and cfg.eval_max_tokens is None:
-            word_ppl = math.exp(min(res.nll_sum / self.val_words, 700.0))
+            word_ppl = perplexity(res.nll_sum / self.val_words)
         self._emit("eval", step=self.p.step, epoch=sampler.epoch, val_loss=round(res.val_loss, 6),
                    val_ppl=round(res.val_ppl, 4), val_acc=round(res.val_acc, 6), val_tokens=res.n_tokens,
                    val_word_ppl=round(word_ppl, 4) if word_ppl else None, is_best=is_best,
@@ -382,7 +383,7 @@ class Trainer:
                                         f"{exc.strerror or exc} (disk full?); the previous checkpoint is intact") from None
             self._save_last(model, self._opt_ref(), sampler)
         self._update_run(step=self.p.step, epoch=sampler.epoch, tokens_seen=self.p.tokens_seen,
-                            best_val_loss=self.p.best_val_loss, best_val_ppl=math.exp(min(self.p.best_val_loss, 700)),
+                            best_val_loss=self.p.best_val_loss, best_val_ppl=perplexity(self.p.best_val_loss),
                             best_step=self.p.best_step, best_epoch=self.p.best_epoch, elapsed_s=self.p.elapsed_s,
                             wall_time_s=self._wall_time_s())
         if cfg.sample_every and cfg.sample_prompts and self.p.n_evals % cfg.sample_every == 0:
