@@ -361,3 +361,26 @@ def test_wikitext2_train_timing(wikitext2_dir, gpt2, tmp_cache, capsys):
     with capsys.disabled():
         print(f"\nWikiText-2 train: {first.n_tokens:,} GPT-2 tokens; tokenize {t1 - t0:.2f} s "
               f"(target < 2 s on {os.cpu_count()} cores), cache reload {(t2 - t1) * 1000:.1f} ms (target < 200 ms)")
+
+
+def test_seed_protocol_on_raw_validation_gives_the_seed_logs_token_count(tmp_path, shared_data):
+    """The seed logs say "Val tokens: 242,643": rows stripped, empty ones dropped, each row
+    encoded alone, ids concatenated. The whole file encoded as one text gives 249,887."""
+    from tui_lab.data.cache import cached_token_counts
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "wiki.valid.raw").symlink_to(shared_data / "wikitext-2-raw" / "wiki.valid.raw")
+    tok = load_tokenizer("gpt2", str(shared_data / "gpt2"))
+    seed = DataConfig(path=str(folder), join="strip-lines")
+    whole = DataConfig(path=str(folder))
+    seed_ids = load_tokens(seed, "validation", tok, cache_dir=tmp_path / "c")
+    assert seed_ids.n_tokens == 242_643
+    assert load_tokens(whole, "validation", tok, cache_dir=tmp_path / "c").n_tokens == 249_887
+    # two protocols, two cache entries: neither reads the other's ids
+    assert cached_token_counts(seed, "validation", tmp_path / "c")["n_tokens"] == 242_643
+    assert cached_token_counts(whole, "validation", tmp_path / "c")["n_tokens"] == 249_887
+    # stripped rows hold no newline tokens, and the words are those of the rows
+    assert tok.encode("\n")[0] not in set(np.asarray(seed_ids.ids[:5000]).tolist())
+    rows = [r.strip() for r in (shared_data / "wikitext-2-raw" / "wiki.valid.raw").read_text("utf-8").splitlines()]
+    assert seed_ids.n_words == sum(len(r.split()) for r in rows if r)

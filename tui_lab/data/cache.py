@@ -7,14 +7,15 @@ config, or Python version for ``pydoc``), the split, the tokenizer's fingerprint
 :data:`FORMAT_VERSION`; any change to one of them means a new key, so a stale cache is
 never read.
 
-Tokenizing streams: rows are joined into texts of about :data:`CHUNK_CHARS`
+Tokenizing streams: rows are grouped into chunks of about :data:`CHUNK_CHARS`
 characters, encoded by a pool of one thread per usable CPU (tiktoken releases the GIL
 and hands back a buffer, so no Python int lists are built) and appended to the output
 file in order while the next chunks encode. Memory stays bounded by a few chunks, so
 WikiText-103 (~540 MB of text, ~116M GPT-2 tokens) works as well as WikiText-2.
 
 The rows' tokens are concatenated in order with nothing added between rows: rows carry
-their own newlines, and no end-of-text token is inserted. Joining rows into one chunk
+their own newlines, and no end-of-text token is inserted. With ``data.join = "strip-lines"``
+(the seed scripts' protocol) rows come stripped and each is encoded on its own. Joining rows into one chunk
 text gives the ids of the whole text (as encoding the file in one call would); only at
 the few chunk boundaries can a whitespace run that straddles two rows (``"\\n" | "\\n"``)
 split into two tokens instead of one.
@@ -119,25 +120,29 @@ def cached_token_counts(data_cfg, split: str, cache: str | os.PathLike | None = 
     return {"n_tokens": arr.n_tokens, "n_words": arr.n_words, "n_bytes": arr.n_bytes}
 
 
-def _text_chunks(rows: Iterator[str]) -> Iterator[str]:
-    """Texts of about CHUNK_CHARS characters, each made of whole rows, in order."""
+def _row_chunks(rows: Iterator[str]) -> Iterator[list[str]]:
+    """Lists of whole rows of about CHUNK_CHARS characters together, in order."""
     buf: list[str] = []
     size = 0
     for row in rows:
         buf.append(row)
         size += len(row)
         if size >= CHUNK_CHARS:
-            yield "".join(buf)
+            yield buf
             buf, size = [], 0
     if buf:
-        yield "".join(buf)
+        yield buf
 
 
-def _encoder(tokenizer: Tokenizer) -> Callable[[str], np.ndarray]:
+def _encoder(tokenizer: Tokenizer, join: str) -> Callable[[list[str]], np.ndarray]:
+    """Encode one chunk of rows: ``"file"`` encodes the rows joined as one text;
+    ``"strip-lines"`` encodes each row on its own and concatenates the ids."""
     fn = getattr(tokenizer, "encode_array", None)
-    if callable(fn):
-        return fn
-    return lambda text: np.asarray(tokenizer.encode(text), dtype=np.int64)
+    one: Callable[[str], np.ndarray] = fn if callable(fn) else (
+        lambda text: np.asarray(tokenizer.encode(text), dtype=np.int64))
+    if join == "strip-lines":
+        return lambda rows: np.concatenate([one(r) for r in rows]) if rows else np.zeros(0, np.int64)
+    return lambda rows: one("".join(rows))
 
 
 def _usable_cpus() -> int:
@@ -182,26 +187,26 @@ def load_tokens(data_cfg, split: str, tokenizer: Tokenizer, cache_dir: str | os.
     dtype = _dtype(tokenizer.vocab_size)
     total = source_size(data_cfg, split)
     threads = _usable_cpus()
-    encode = _encoder(tokenizer)
+    encode = _encoder(tokenizer, getattr(data_cfg, "join", "file"))
     counts = {"n_tokens": 0, "n_words": 0, "n_bytes": 0}
 
     def write_ids(out) -> None:
         def finish(job) -> None:
-            future, text = job
+            future, rows = job
             ids = future.result()
             if ids.dtype != dtype:
                 ids = ids.astype(dtype)
             out.write(ids.tobytes())
             counts["n_tokens"] += len(ids)
-            counts["n_words"] += len(text.split())  # runs while the pool encodes the next chunks
-            counts["n_bytes"] += len(text.encode("utf-8"))
+            counts["n_words"] += sum(len(r.split()) for r in rows)  # while the pool encodes the next chunks
+            counts["n_bytes"] += len("".join(rows).encode("utf-8"))
             if progress:
                 progress(counts["n_bytes"], total)
 
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize") as pool:
             pending: deque = deque()
-            for text in _text_chunks(split_texts(data_cfg, split)):
-                pending.append((pool.submit(encode, text), text))
+            for rows in _row_chunks(split_texts(data_cfg, split)):
+                pending.append((pool.submit(encode, rows), rows))
                 if len(pending) > 2 * threads:  # bounded look-ahead: a few MB of text in flight
                     finish(pending.popleft())
             while pending:

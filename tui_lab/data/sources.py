@@ -75,7 +75,9 @@ def pydoc_topics(split: str) -> list[str]:
 def split_texts(data_cfg, split: str) -> Iterator[str]:
     """The text rows of ``split`` of the experiment's data (``path`` wins over ``dataset``).
 
-    Rows keep their newlines, so ``"".join(rows)`` is the split's text. A local file is
+    Rows keep their newlines, so ``"".join(rows)`` is the split's text; with
+    ``data.join = "strip-lines"`` (the seed scripts' protocol) each row comes stripped and
+    empty rows are dropped, and the token cache encodes each row on its own. A local file is
     read lazily, line by line, as UTF-8 (invalid bytes become U+FFFD; ``\r\n`` becomes
     ``\n``). ``dataset = "pydoc"``: Python's documentation topics, split by topic.
     Otherwise the ``"text"`` column of ``datasets.load_dataset(dataset, config, split=split)``
@@ -89,6 +91,13 @@ def split_texts(data_cfg, split: str) -> Iterator[str]:
             config, with the hint to use ``data.path`` offline). Raised on first iteration.
     """
     _check_split(split)
+    rows = _raw_rows(data_cfg, split)
+    if getattr(data_cfg, "join", "file") == "strip-lines":
+        rows = (stripped for row in rows if (stripped := row.strip()))
+    yield from rows
+
+
+def _raw_rows(data_cfg, split: str) -> Iterator[str]:
     if data_cfg.path:
         path = local_split_file(data_cfg.path, split)
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -123,20 +132,22 @@ def _hub_rows(dataset: str, config: str | None, split: str) -> Iterator[str]:
 
 
 def source_fingerprint(data_cfg, split: str) -> str:
-    """Identity of one split's text, for the token cache key: for a local folder the split
-    file's absolute path, size (bytes) and mtime (ns); for the Hub dataset + config + split;
-    for ``pydoc`` the Python version + split.
+    """Identity of one split's token stream, for the token cache key: for a local folder the
+    split file's absolute path, size (bytes) and mtime (ns); for the Hub dataset + config +
+    split; for ``pydoc`` the Python version + split; plus ``data.join`` unless ``"file"``.
 
     Raises:
         DataError: the local folder or split file is missing.
     """
+    join = getattr(data_cfg, "join", "file")
+    suffix = "" if join == "file" else f":join={join}"  # "file" keeps the keys caches already have
     if data_cfg.path:
         f = local_split_file(data_cfg.path, split).resolve()
         st = f.stat()
-        return f"file:{f}:{st.st_size}:{st.st_mtime_ns}"
+        return f"file:{f}:{st.st_size}:{st.st_mtime_ns}{suffix}"
     if data_cfg.dataset == "pydoc":
-        return f"pydoc-v3:{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}:{split}"
-    return f"hub:{data_cfg.dataset}:{data_cfg.config}:{split}"
+        return f"pydoc-v3:{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}:{split}{suffix}"
+    return f"hub:{data_cfg.dataset}:{data_cfg.config}:{split}{suffix}"
 
 
 def source_size(data_cfg, split: str) -> int | None:
