@@ -307,3 +307,109 @@ def test_opening_the_chat_screen_does_not_import_torch_on_the_ui_thread():
             "print('torch' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr  # the load worker imports it
+
+
+# --------------------------------------------------------------------------- issue 11: layout at 80×24
+async def test_the_ui_thread_applies_every_change_the_worker_produces(tmp_path, save, monkeypatch):
+    from tui_lab.app.screens.chat import ChatPane
+    from tui_lab.chat import ChatSession, Transcript
+
+    threads: list[str] = []
+    for cls, name in ((ChatSession, "record"), (Transcript, "add"), (ChatPane, "show_reply")):
+        original = getattr(cls, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            threads.append(threading.current_thread().name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+    ckpt = save(tmp_path, "exp3", 0)
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_chat(pilot, app, ChatScreen(ckpt, device="cpu", preset="exp7"))
+        pane = screen.panes[0]
+        screen.stream_interval_s = 0.0
+        await send(pilot, screen, "x" * 50)  # exp7 stops at max_seq_len without touching the generator
+        await wait_for(pilot, lambda: not pane.busy)
+        assert pane.last_stats.stop_reason in {"max_seq_len", "same token 3 times", "repeated 3-token pattern"}
+        assert pane.generator.on_full == "slide"  # the preset's "stop" went with the request
+    assert threads and set(threads) == {threading.main_thread().name}
+
+
+async def test_compare_panes_follow_the_new_reply_and_show_each_stats_line_once(tmp_path, save):
+    left, right = save(tmp_path, "exp3", 0), save(tmp_path, "exp6", 1)
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot, app, CompareScreen(left, right, device="cpu"))
+        screen.params = SamplingParams(temperature=0, max_new_tokens=40)
+        for i in range(3):
+            await send(pilot, screen, f"message {i}")
+            await wait_for(pilot, lambda: not any(p.busy for p in screen.panes))
+        await pilot.pause()
+        for pane in screen.panes:
+            scroll = pane.messages
+            assert scroll.max_scroll_y > 0 and scroll.scroll_y == scroll.max_scroll_y  # at the newest reply
+            last = pane.query(".reply-stats").last()
+            assert scroll.region.contains_region(last.region)  # the new reply's stats line is on screen
+            assert len(pane.query(".reply-stats")) == 3  # one stats line per reply...
+            assert "tokens/s" not in str(pane.query_one(".pane-stats").render())  # ...and not a second time
+            title = pane.query_one(".pane-title")
+            assert title.region.height == 1
+            shown = str(title.render())
+            assert shown.endswith("/run-1 · best.safetensors") and len(shown) <= title.content_size.width
+
+
+async def test_the_footer_at_80_columns_shows_every_chat_key(tmp_path, save):
+    from textual.widgets._footer import FooterKey
+
+    ckpt = save(tmp_path, "exp3", 0)
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_chat(pilot, app, ChatScreen(ckpt, device="cpu"))
+        await pilot.pause()
+        keys = {k.key: k for k in app.screen.query(FooterKey)}
+        for key in ("escape", "ctrl+s", "ctrl+o", "ctrl+t", "ctrl+y", "ctrl+g", "ctrl+r"):
+            assert key in keys, key
+            assert keys[key].region.width > 0 and keys[key].region.right <= 80, key
+        ends = sorted((k.region.x, k.region.right) for k in keys.values())
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(ends, ends[1:]))  # none overlaps another
+
+
+def _snapshot_chat(tiny_checkpoint, monkeypatch, compare: bool):
+    """A chat screen with one greedy reply; the stats figures are fixed (they are timings)."""
+    from tui_lab.chat import TurnResult
+
+    monkeypatch.setattr(TurnResult, "summary", lambda self: f"{self.stats.n_tokens} tokens · 123.4 tokens/s · "
+                                                            f"time to first token 0.010 s · {self.stats.stop_reason}")
+    paths = [tiny_checkpoint(f"runs/{name}/20260101-000000-aaaa", seed=seed,
+                             meta={"data": {"tokenizer": "byte"}, "experiment": name})
+             for name, seed in (("exp3", 0), ("exp6", 1))]
+
+    class SnapHost(App):
+        TITLE = "tui-lab"
+
+        def on_mount(self) -> None:
+            screen = CompareScreen(*paths, device="cpu") if compare else ChatScreen(paths[0], device="cpu")
+            screen.params = SamplingParams(temperature=0, max_new_tokens=60)
+            self.push_screen(screen)
+
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: all(p.session is not None for p in screen.panes))
+        await send(pilot, screen, "The history of India is")
+        await wait_for(pilot, lambda: not any(p.busy for p in screen.panes))
+        await pilot.app.workers.wait_for_complete()
+        screen.query_one("#message").cursor_blink = False  # a steady cursor: the same picture every time
+        await pilot.pause()
+
+    return SnapHost(), run_before
+
+
+def test_snapshot_chat_screen_80x24(snap_compare, tiny_checkpoint, monkeypatch):
+    app, run_before = _snapshot_chat(tiny_checkpoint, monkeypatch, compare=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_compare_screen_80x24(snap_compare, tiny_checkpoint, monkeypatch):
+    app, run_before = _snapshot_chat(tiny_checkpoint, monkeypatch, compare=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
