@@ -100,9 +100,8 @@ def _say_which_run(given: Path, ckpt: Path) -> None:
 
     given = Path(given).expanduser()
     if given.is_dir() and ckpt.parent.parent != given:
-        run = ckpt.parent.parent
-        err_console.print(Text(f"{given} is an experiment folder: chatting with its latest run with a checkpoint, "
-                               f"{run.name} ({ckpt})", style="dim"), highlight=False, soft_wrap=True)
+        err_console.print(Text(f"{given} is an experiment folder: its latest run with a checkpoint is "
+                               f"{ckpt.parent.parent.name}", style="dim"), highlight=False)
 
 
 def _answer(session: Any, message: str, stream_out: bool) -> Any:
@@ -134,13 +133,11 @@ def _repl(session: Any) -> None:
     from rich.text import Text
 
     def dim(text: str) -> None:
-        console.print(Text(text, style="dim"), highlight=False, soft_wrap=True)
+        console.print(Text(text, style="dim"), highlight=False)
 
     gen = session.generator
-    mode = "KV cache" if gen.use_kv_cache else "no KV cache"
-    console.print(Text.assemble((str(session.checkpoint), "bold"), f" · {mode} · {gen.device}"), highlight=False,
-                  soft_wrap=True)
-    dim(session.settings_line())
+    console.print(Text(str(session.checkpoint), style="bold"), highlight=False)
+    dim(f"{'KV cache' if gen.use_kv_cache else 'no KV cache'} · {gen.device} · {session.settings_line()}")
     dim(REPL_HELP)
     while True:
         try:
@@ -175,9 +172,14 @@ def _command(session: Any, line: str, dim: Any) -> str | None:
     if name in ("/quit", "/exit"):
         return "quit"
     if name == "/help":
-        width = max(len(c) for c, _ in COMMANDS)
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold")
+        grid.add_column(style="dim")
         for cmd, what in COMMANDS:
-            dim(f"{cmd.ljust(width)}  {what}")
+            grid.add_row(cmd, what)
+        console.print(grid, highlight=False)
         dim(f"now: {session.settings_line()}")
     elif name == "/reset":
         session.reset()
@@ -203,5 +205,5 @@ def _command(session: Any, line: str, dim: Any) -> str | None:
             return None
         dim(session.settings_line())
     else:
-        dim(f"unknown command {name}: /help lists the commands (//text sends '/text' as a message)")
+        dim(f"unknown command {name}: /help lists the commands; //text sends '/text' as a message")
     return None
