@@ -64,3 +64,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """Save a tiny byte-level model (``tiny.TINY_MODEL``, random weights from ``seed``) as a real
+    checkpoint and return the file's path. ``where``: a run folder relative to ``tmp_path``
+    (the file goes to ``<where>/checkpoints/best.safetensors``) or a ``.safetensors`` path;
+    ``config`` overrides model keys; ``meta`` is the checkpoint metadata (default: the byte
+    tokenizer, experiment ``t``)."""
+    from tiny import TINY_MODEL
+
+    def make(where: str | Path = "run", *, seed: int = 0, config: dict | None = None,
+             meta: dict | None = None) -> Path:
+        import torch
+
+        from tui_lab.models import build_model
+        from tui_lab.models.checkpoint import save_weights
+
+        path = tmp_path / where
+        if path.suffix != ".safetensors":
+            path = path / "checkpoints" / "best.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        model = build_model({**TINY_MODEL, **(config or {})})
+        save_weights(path, model, model.config, meta or {"data": {"tokenizer": "byte"}, "experiment": "t"})
+        return path
+
+    return make

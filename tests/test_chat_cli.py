@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import TINY_MODEL
 from typer.testing import CliRunner
 
 from tui_lab.cli import app
@@ -19,20 +20,15 @@ from tui_lab.models import build_model
 from tui_lab.models.checkpoint import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
+CFG = TINY_MODEL
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    torch.manual_seed(0)
-    model = build_model(CFG)
-    path = tmp_path / "run" / "checkpoints" / "best.safetensors"
-    path.parent.mkdir(parents=True)
-    save_weights(path, model, model.config, {"data": {"tokenizer": "byte"}, "experiment": "t"})
-    return path
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint("run")
 
 
 def chat(*args: str, input: str | None = None):
@@ -46,9 +42,9 @@ def chat_json(*args: str) -> dict:
     return json.loads(r.stdout)
 
 
-def subprocess_chat(*args: str) -> subprocess.CompletedProcess:
+def subprocess_chat(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tui_lab", "chat", *args], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"})
+                          timeout=120, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, input=input)
 
 
 def test_json_answer_has_text_tokens_speed_and_ttft_and_is_saved_with_the_run(checkpoint):
@@ -113,9 +109,11 @@ def test_repl_streams_replies_and_keeps_chat_history(checkpoint):
     assert r.exit_code == 0, r.output
     assert r.stdout.count("you> ") == 6 and r.stdout.count("tokens/s") == 3
     assert "history cleared" in r.stdout and "transcript:" in r.stdout
-    turns = [json.loads(x) for f in (checkpoint.parent.parent / "chats").glob("*.jsonl")
-             for x in f.read_text().splitlines()]
+    files = sorted((checkpoint.parent.parent / "chats").glob("*.jsonl"), key=lambda f: f.stat().st_mtime_ns)
+    assert len(files) == 2  # /reset starts a new chat: a new transcript file, as ctrl+r in the app
+    turns = [json.loads(x) for f in files for x in f.read_text().splitlines()]
     assert [t["user"] for t in turns] == ["hello", "how are you?", "again"]
+    assert [len(t["stats"]) > 0 for t in turns] == [True] * 3 and {t["format"] for t in turns} == {1}
 
 
 @pytest.mark.parametrize("args, words", [
@@ -182,3 +180,56 @@ def test_a_real_terminal_session_streams(checkpoint):
     r = subprocess_chat(str(checkpoint), "--prompt", "hello", "--max-new-tokens", "5", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("hello") and "5 tokens" in r.stdout and "tokens/s" in r.stdout
+
+
+def transcript_users(run: Path) -> list[str]:
+    files = sorted((run / "chats").glob("*.jsonl"), key=lambda f: f.stat().st_mtime_ns)
+    return [json.loads(x)["user"] for f in files for x in f.read_text().splitlines()]
+
+
+def test_repl_commands_change_settings_and_are_never_sent_to_the_model(checkpoint):
+    lines = ["/help", "/set temperature 0", "/set top-k 7", "/set max_new_tokens 4", "/set seed 3",
+             "/set temperature hot", "/set nope 1", "/set temperature", "/preset nope", "/frobnicate",
+             "first", "/preset chat", "/set max_new_tokens 3", "second", "//slash", "/reset", "/quit", "never"]
+    r = subprocess_chat(str(checkpoint), "--device", "cpu", "--max-new-tokens", "5", input="\n".join(lines) + "\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for cmd in ("/set KEY VALUE", "/preset NAME", "/reset", "/quit"):
+        assert cmd in out  # /help lists them
+    assert "completion · T 0.0 · top-k 7 · top-p 1.0 · penalty 1.0 · max 4 tokens · seed 3" in out
+    assert "temperature: 'hot' is not a number" in out and "unknown setting 'nope'" in out
+    assert "usage: /set KEY VALUE" in out and "'nope': known presets are exp7, completion, chat" in out
+    assert "unknown command /frobnicate" in out
+    assert "chat · T 0.7 · top-k 0 · top-p 0.9 · penalty 1.1 · max 3 tokens" in out  # /preset: its defaults
+    assert out.count("tokens/s") == 3  # three messages reached the model
+    assert "4 tokens" in out and "3 tokens" in out
+    assert "new chat: history cleared" in out
+    assert transcript_users(checkpoint.parent.parent) == ["first", "second", "/slash"]  # never a /command
+    turns = [json.loads(x) for f in (checkpoint.parent.parent / "chats").glob("*.jsonl") for x in f.read_text().splitlines()]
+    first = next(t for t in turns if t["user"] == "first")
+    assert first["params"]["temperature"] == 0 and first["params"]["top_k"] == 7 and first["stats"]["n_tokens"] == 4
+    assert next(t for t in turns if t["user"] == "second")["preset"] == "chat"
+
+
+def test_a_missing_checkpoint_is_refused_before_torch_is_imported(tmp_path):
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "tui_lab", "chat", str(tmp_path / "demo" / "nope")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"})
+    assert r.returncode == 2 and "no such checkpoint file or run folder" in r.stderr and "nope" in r.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
+    assert "tui_lab.cli.chat" in imported and "torch" not in imported and "Traceback" not in r.stderr
+
+
+def test_an_experiment_folder_chats_with_its_latest_run_that_has_a_checkpoint(tiny_checkpoint, tmp_path):
+    old = tiny_checkpoint("runs/demo/20260101-000000-aaaa", seed=0)
+    new = tiny_checkpoint("runs/demo/20260102-000000-bbbb", seed=1)
+    (tmp_path / "runs/demo/20260103-000000-cccc").mkdir()  # the latest run, no checkpoint yet
+    for ckpt, started in ((old, 1_000), (new, 2_000)):
+        (ckpt.parent.parent / "run.json").write_text(json.dumps({"started_at": started}))
+    r = subprocess_chat(str(tmp_path / "runs" / "demo"), "--prompt", "hi", "--max-new-tokens", "3", "--json",
+                        "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["checkpoint"] == str(new)  # stdout stays one JSON object
+    assert "experiment folder" in r.stderr and "20260102-000000-bbbb" in r.stderr
+    (new.parent.parent / "run.json").write_text(json.dumps({"started_at": 500}))  # started first after all
+    assert json.loads(chat(str(tmp_path / "runs" / "demo"), "--prompt", "hi", "--max-new-tokens", "2",
+                           "--json").stdout)["checkpoint"] == str(old)

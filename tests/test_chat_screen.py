@@ -4,32 +4,28 @@ copy, export, and picking a checkpoint. Real models saved as real checkpoints.""
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 
 import pytest
-import torch
 from textual.app import App
+from tiny import wait_until
 
 from tui_lab.app.screens.chat import ChatScreen, CompareScreen, PickCheckpoint, Reply, SettingsDialog
 from tui_lab.generate import Generator, SamplingParams
-from tui_lab.models import build_model
-from tui_lab.models.checkpoint import save_weights
 
-CFG = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
 SIZE = (140, 40)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def save(tmp_path: Path, name: str, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = build_model(CFG)
-    path = tmp_path / "runs" / name / "run-1" / "checkpoints" / "best.safetensors"
-    path.parent.mkdir(parents=True)
-    save_weights(path, model, model.config, {"data": {"tokenizer": "byte"}, "experiment": name})
-    return path
+@pytest.fixture
+def save(tiny_checkpoint):
+    """``save(tmp_path, experiment, seed)``: a checkpoint in ``runs/<experiment>/run-1``."""
+    def make(tmp_path: Path, name: str, seed: int) -> Path:
+        return tiny_checkpoint(f"runs/{name}/run-1", seed=seed, meta={"data": {"tokenizer": "byte"}, "experiment": name})
+    return make
 
 
 def greedy(path: Path, prompt: str, n: int) -> str:
@@ -43,10 +39,7 @@ class Host(App):
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        await pilot.pause(0.02)
+    await wait_until(pilot, condition, timeout)
 
 
 async def open_chat(pilot, app, screen: ChatScreen) -> ChatScreen:
@@ -75,7 +68,7 @@ def updates(monkeypatch) -> list[tuple[int, str]]:
     return seen
 
 
-async def test_a_reply_streams_into_the_pane_then_renders_in_full(tmp_path, updates):
+async def test_a_reply_streams_into_the_pane_then_renders_in_full(tmp_path, save, updates):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -99,7 +92,7 @@ async def test_a_reply_streams_into_the_pane_then_renders_in_full(tmp_path, upda
         assert len(saved) == 1 and "The history of India is" in saved[0].read_text()
 
 
-async def test_redraws_are_batched_while_streaming(tmp_path, updates):
+async def test_redraws_are_batched_while_streaming(tmp_path, save, updates):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -116,7 +109,7 @@ async def test_redraws_are_batched_while_streaming(tmp_path, updates):
         assert len(redraws) < stats.n_tokens / 4
 
 
-async def test_escape_stops_a_generation_then_leaves(tmp_path):
+async def test_escape_stops_a_generation_then_leaves(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -128,7 +121,7 @@ async def test_escape_stops_a_generation_then_leaves(tmp_path):
         await pilot.press("escape")
         await wait_for(pilot, lambda: not pane.busy, timeout=10)
         assert pane.last_stats.stop_reason == "stopped" and pane.last_stats.n_tokens < 1_000_000
-        assert "stopped" in str(pane.query_one(".pane-stats").render())
+        assert "stopped" in str(pane.query(".reply-stats").last().render())
         assert app.screen is screen  # the first Esc only stopped the reply
         screen.params = SamplingParams(temperature=0, max_new_tokens=5)
         await send(pilot, screen, "still usable")  # and the pane answers again
@@ -139,7 +132,7 @@ async def test_escape_stops_a_generation_then_leaves(tmp_path):
         assert app.screen is not screen  # the second Esc left
 
 
-async def test_compare_view_answers_from_two_checkpoints_side_by_side(tmp_path):
+async def test_compare_view_answers_from_two_checkpoints_side_by_side(tmp_path, save):
     left, right = save(tmp_path, "exp3", 0), save(tmp_path, "exp6", 1)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -157,7 +150,7 @@ async def test_compare_view_answers_from_two_checkpoints_side_by_side(tmp_path):
         assert (left.parent.parent / "chats").is_dir() and (right.parent.parent / "chats").is_dir()
 
 
-async def test_compare_key_adds_a_second_checkpoint_from_the_runs_list(tmp_path):
+async def test_compare_key_adds_a_second_checkpoint_from_the_runs_list(tmp_path, save):
     left, right = save(tmp_path, "exp3", 0), save(tmp_path, "exp6", 1)
     app = Host(runs_dir=tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
@@ -178,7 +171,7 @@ async def test_compare_key_adds_a_second_checkpoint_from_the_runs_list(tmp_path)
         assert screen.panes[1].checkpoint == right
 
 
-async def test_open_picks_any_checkpoint_by_path(tmp_path):
+async def test_open_picks_any_checkpoint_by_path(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host(runs_dir=tmp_path / "nothing-here")
     async with app.run_test(size=SIZE) as pilot:
@@ -197,7 +190,7 @@ async def test_open_picks_any_checkpoint_by_path(tmp_path):
         assert Path(screen.panes[0].generator.metadata["checkpoint"]) == ckpt
 
 
-async def test_settings_dialog_edits_preset_and_sampling(tmp_path):
+async def test_settings_dialog_edits_preset_and_sampling(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -224,7 +217,7 @@ async def test_settings_dialog_edits_preset_and_sampling(tmp_path):
         p = screen.params
         assert (p.temperature, p.top_k, p.top_p, p.repetition_penalty, p.max_new_tokens, p.seed) == \
             (0.3, 7, 0.9, 1.1, 12, 42)
-        assert "preset exp7" in str(screen.query_one("#settings-line").render())
+        assert str(screen.query_one("#settings-line").render()).startswith("exp7 · T 0.3 · top-k 7")
         await pilot.press("ctrl+s")
         await pilot.pause()
         app.screen.query_one("#preset", Select).value = "chat"
@@ -234,7 +227,7 @@ async def test_settings_dialog_edits_preset_and_sampling(tmp_path):
         assert screen.preset == "chat" and "\nHuman:" in screen.params.stop  # the preset's stop strings came along
 
 
-async def test_exp7_preset_in_the_pane_shows_the_reply_after_bot(tmp_path):
+async def test_exp7_preset_in_the_pane_shows_the_reply_after_bot(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -249,7 +242,7 @@ async def test_exp7_preset_in_the_pane_shows_the_reply_after_bot(tmp_path):
         assert stats.stop_reason in {"max_new_tokens", "same token 3 times", "repeated 3-token pattern", "max_seq_len"}
 
 
-async def test_copy_uses_the_terminal_clipboard_and_export_writes_markdown(tmp_path):
+async def test_copy_uses_the_terminal_clipboard_and_export_writes_markdown(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     copied: list[str] = []
@@ -265,11 +258,11 @@ async def test_copy_uses_the_terminal_clipboard_and_export_writes_markdown(tmp_p
         await pilot.press("ctrl+g")
         await pilot.pause()
         md = pane.transcript.path.with_suffix(".md")
-        assert md.is_file() and "**You** (completion): abc" in md.read_text()
-        assert pane.last_reply in md.read_text()
+        assert md.is_file() and "**You** (completion):\n\n```text\nabc\n```" in md.read_text()
+        assert f"```text\n{pane.last_reply}\n```" in md.read_text()
 
 
-async def test_chat_history_resets_with_ctrl_r(tmp_path):
+async def test_chat_history_resets_with_ctrl_r(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -286,7 +279,7 @@ async def test_chat_history_resets_with_ctrl_r(tmp_path):
 
 
 
-async def test_leaving_while_a_reply_streams_stops_it_cleanly(tmp_path):
+async def test_leaving_while_a_reply_streams_stops_it_cleanly(tmp_path, save):
     ckpt = save(tmp_path, "exp3", 0)
     app = Host()
     async with app.run_test(size=SIZE) as pilot:
@@ -299,7 +292,8 @@ async def test_leaving_while_a_reply_streams_stops_it_cleanly(tmp_path):
         app.pop_screen()  # e.g. the app switching screens mid-reply
         await wait_for(pilot, lambda: gen.last_stats.stop_reason != "", timeout=10)
         assert gen.last_stats.stop_reason == "stopped"
-        await pilot.pause(0.2)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert app.is_running and app.screen is not screen
 
 
@@ -313,3 +307,109 @@ def test_opening_the_chat_screen_does_not_import_torch_on_the_ui_thread():
             "print('torch' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr  # the load worker imports it
+
+
+# --------------------------------------------------------------------------- issue 11: layout at 80×24
+async def test_the_ui_thread_applies_every_change_the_worker_produces(tmp_path, save, monkeypatch):
+    from tui_lab.app.screens.chat import ChatPane
+    from tui_lab.chat import ChatSession, Transcript
+
+    threads: list[str] = []
+    for cls, name in ((ChatSession, "record"), (Transcript, "add"), (ChatPane, "show_reply")):
+        original = getattr(cls, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            threads.append(threading.current_thread().name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+    ckpt = save(tmp_path, "exp3", 0)
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_chat(pilot, app, ChatScreen(ckpt, device="cpu", preset="exp7"))
+        pane = screen.panes[0]
+        screen.stream_interval_s = 0.0
+        await send(pilot, screen, "x" * 50)  # exp7 stops at max_seq_len without touching the generator
+        await wait_for(pilot, lambda: not pane.busy)
+        assert pane.last_stats.stop_reason in {"max_seq_len", "same token 3 times", "repeated 3-token pattern"}
+        assert pane.generator.on_full == "slide"  # the preset's "stop" went with the request
+    assert threads and set(threads) == {threading.main_thread().name}
+
+
+async def test_compare_panes_follow_the_new_reply_and_show_each_stats_line_once(tmp_path, save):
+    left, right = save(tmp_path, "exp3", 0), save(tmp_path, "exp6", 1)
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot, app, CompareScreen(left, right, device="cpu"))
+        screen.params = SamplingParams(temperature=0, max_new_tokens=40)
+        for i in range(3):
+            await send(pilot, screen, f"message {i}")
+            await wait_for(pilot, lambda: not any(p.busy for p in screen.panes))
+        await pilot.pause()
+        for pane in screen.panes:
+            scroll = pane.messages
+            assert scroll.max_scroll_y > 0 and scroll.scroll_y == scroll.max_scroll_y  # at the newest reply
+            last = pane.query(".reply-stats").last()
+            assert scroll.region.contains_region(last.region)  # the new reply's stats line is on screen
+            assert len(pane.query(".reply-stats")) == 3  # one stats line per reply...
+            assert "tokens/s" not in str(pane.query_one(".pane-stats").render())  # ...and not a second time
+            title = pane.query_one(".pane-title")
+            assert title.region.height == 1
+            shown = str(title.render())
+            assert shown.endswith("/run-1 · best.safetensors") and len(shown) <= title.content_size.width
+
+
+async def test_the_footer_at_80_columns_shows_every_chat_key(tmp_path, save):
+    from textual.widgets._footer import FooterKey
+
+    ckpt = save(tmp_path, "exp3", 0)
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_chat(pilot, app, ChatScreen(ckpt, device="cpu"))
+        await pilot.pause()
+        keys = {k.key: k for k in app.screen.query(FooterKey)}
+        for key in ("escape", "ctrl+s", "ctrl+o", "ctrl+t", "ctrl+y", "ctrl+g", "ctrl+r"):
+            assert key in keys, key
+            assert keys[key].region.width > 0 and keys[key].region.right <= 80, key
+        ends = sorted((k.region.x, k.region.right) for k in keys.values())
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(ends, ends[1:]))  # none overlaps another
+
+
+def _snapshot_chat(tiny_checkpoint, monkeypatch, compare: bool):
+    """A chat screen with one greedy reply; the stats figures are fixed (they are timings)."""
+    from tui_lab.chat import TurnResult
+
+    monkeypatch.setattr(TurnResult, "summary", lambda self: f"{self.stats.n_tokens} tokens · 123.4 tokens/s · "
+                                                            f"time to first token 0.010 s · {self.stats.stop_reason}")
+    paths = [tiny_checkpoint(f"runs/{name}/20260101-000000-aaaa", seed=seed,
+                             meta={"data": {"tokenizer": "byte"}, "experiment": name})
+             for name, seed in (("exp3", 0), ("exp6", 1))]
+
+    class SnapHost(App):
+        TITLE = "tui-lab"
+
+        def on_mount(self) -> None:
+            screen = CompareScreen(*paths, device="cpu") if compare else ChatScreen(paths[0], device="cpu")
+            screen.params = SamplingParams(temperature=0, max_new_tokens=60)
+            self.push_screen(screen)
+
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: all(p.session is not None for p in screen.panes))
+        await send(pilot, screen, "The history of India is")
+        await wait_for(pilot, lambda: not any(p.busy for p in screen.panes))
+        await pilot.app.workers.wait_for_complete()
+        screen.query_one("#message").cursor_blink = False  # a steady cursor: the same picture every time
+        await pilot.pause()
+
+    return SnapHost(), run_before
+
+
+def test_snapshot_chat_screen_80x24(snap_compare, tiny_checkpoint, monkeypatch):
+    app, run_before = _snapshot_chat(tiny_checkpoint, monkeypatch, compare=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_compare_screen_80x24(snap_compare, tiny_checkpoint, monkeypatch):
+    app, run_before = _snapshot_chat(tiny_checkpoint, monkeypatch, compare=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from tui_lab.data import load_tokenizer
-from tui_lab.generate import PRESETS, GenerationError, Generator, SamplingParams, fit_history, generate_text
+from tui_lab.chat import PRESETS, after_bot, fit_history
+from tui_lab.chat.transcript import Transcript, Turn
+from tui_lab.generate import GenerationError, Generator, SamplingParams, exp7_stop_rule, generate_text
 from tui_lab.generate.engine import resolve_checkpoint
-from tui_lab.generate.presets import after_bot, exp7_stop_rule
 from tui_lab.generate.sampling import (apply_repetition_penalty, process_logits, sample_next, top_k_filter,
                                        top_p_filter)
-from tui_lab.generate.transcript import Transcript, Turn
 from tui_lab.models import build_model
 from tui_lab.models.checkpoint import CheckpointError, save_weights
 
@@ -331,17 +331,17 @@ def test_chat_preset_keeps_history_within_the_window():
 
 
 # --------------------------------------------------------------------------- checkpoints
-def save(tmp_path: Path, kind="gpt", data=None, seed=0, name="run") -> Path:
-    torch.manual_seed(seed)
-    model = build_model(CFG[kind])
-    path = tmp_path / name / "checkpoints" / "best.safetensors"
-    path.parent.mkdir(parents=True)
-    save_weights(path, model, model.config, {"data": data or {"tokenizer": "byte"}, "experiment": "t"})
-    return path
+@pytest.fixture
+def save(tiny_checkpoint):
+    """``save(tmp_path, kind, data, seed, name)``: this module's ``CFG[kind]`` as a checkpoint in ``<name>/``."""
+    def make(tmp_path: Path, kind="gpt", data=None, seed=0, name="run") -> Path:
+        return tiny_checkpoint(name, seed=seed, config=CFG[kind],
+                               meta={"data": data or {"tokenizer": "byte"}, "experiment": "t"})
+    return make
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_from_checkpoint_rebuilds_the_model_from_a_run_folder_or_a_file(tmp_path, kind):
+def test_from_checkpoint_rebuilds_the_model_from_a_run_folder_or_a_file(tmp_path, kind, save):
     ckpt = save(tmp_path, kind)
     a = Generator.from_checkpoint(ckpt.parent.parent, "cpu")
     b = Generator.from_checkpoint(ckpt, "cpu")
@@ -353,7 +353,7 @@ def test_from_checkpoint_rebuilds_the_model_from_a_run_folder_or_a_file(tmp_path
     assert a.complete("hi", params).token_ids == b.complete("hi", params).token_ids == direct.token_ids
 
 
-def test_from_checkpoint_errors_are_clear(tmp_path):
+def test_from_checkpoint_errors_are_clear(tmp_path, save):
     with pytest.raises(GenerationError, match="no such checkpoint"):
         resolve_checkpoint(tmp_path / "nope.safetensors")
     (tmp_path / "empty-run").mkdir()
@@ -366,7 +366,7 @@ def test_from_checkpoint_errors_are_clear(tmp_path):
         Generator.from_checkpoint(truncated, "cpu")
 
 
-def test_a_tokenizer_larger_than_the_model_is_refused(tmp_path, gpt2_dir):
+def test_a_tokenizer_larger_than_the_model_is_refused(tmp_path, gpt2_dir, save):
     ckpt = save(tmp_path, data={"tokenizer": "gpt2", "tokenizer_path": str(gpt2_dir)})  # vocab 256 model
     with pytest.raises(GenerationError, match="more than the model's vocab_size 256"):
         Generator.from_checkpoint(ckpt, "cpu")
@@ -390,7 +390,7 @@ def test_gpt2_checkpoint_streams_text_through_the_bpe(tmp_path, gpt2_dir):
 
 
 # --------------------------------------------------------------------------- transcripts
-def test_transcript_saves_jsonl_in_the_run_and_exports_markdown(tmp_path):
+def test_transcript_saves_jsonl_in_the_run_and_exports_markdown(tmp_path, save):
     ckpt = save(tmp_path)
     t = Transcript(ckpt)
     assert t.folder == tmp_path / "run" / "chats"
@@ -403,7 +403,8 @@ def test_transcript_saves_jsonl_in_the_run_and_exports_markdown(tmp_path):
     md = t.export_markdown()
     assert md == t.path.with_suffix(".md")
     text = md.read_text()
-    assert "**You** (chat): hello" in text and "**Model**: hi there" in text and "12.5 tokens/s" in text
+    assert "**You** (chat):\n\n```text\nhello\n```" in text and "**Model**:\n\n```text\nhi there\n```" in text
+    assert "```text\n*bold* reply\n```" in text and "12.5 tokens/s" in text  # model text is never Markdown
     assert Transcript(ckpt).path != t.path  # a second session gets its own file
 
 

@@ -1,4 +1,8 @@
-"""`tui-lab chat`: a streaming REPL, or one answer with --prompt (and --json)."""
+"""`tui-lab chat`: a streaming REPL, or one answer with --prompt (and --json).
+
+The chat turn itself is :class:`tui_lab.chat.ChatSession`'s (the app's chat screen runs the
+same one); this module parses options, prints, and reads the REPL's lines.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,24 @@ from typing import Any, Optional
 
 import typer
 
-from .common import console, fail
+from .common import console, err_console, fail
 
-REPL_HELP = "Ctrl-D or /quit to leave · /reset forgets the history · Ctrl-C stops a reply"
+REPL_HELP = "/help lists the commands · Ctrl-D or /quit leaves · Ctrl-C stops a reply"
+COMMANDS = (
+    ("/help", "this list, and the current settings"),
+    ("/set KEY VALUE", "change a setting: temperature, top_k, top_p, repetition_penalty, max_new_tokens, "
+                       "seed (a number or 'random')"),
+    ("/preset NAME", "switch preset (exp7, completion or chat) with its default settings"),
+    ("/reset", "a new chat: forget the history; later turns go to a new transcript file"),
+    ("/quit", "leave (also /exit, Ctrl-D)"),
+    ("//text", "send '/text' to the model as a message"),
+)
 
 
 def chat_cmd(
-    checkpoint: Path = typer.Argument(..., help="A run folder (its best checkpoint) or a checkpoint file "
-                                                "(.safetensors, or a weights-only .pt)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file (.safetensors, or a weights-only .pt), "
+                                                "a run folder (its best checkpoint) or an experiment folder "
+                                                "(its latest run with a checkpoint)."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this once and exit."),
     preset: str = typer.Option("completion", "--preset", help="exp7, completion or chat."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="0 = greedy."),
@@ -37,16 +51,13 @@ def chat_cmd(
     """Talk to a checkpoint; tokens stream as they are generated.
 
     With --prompt: answer once and exit (--json prints the text, the token count, tokens/s
-    and the time to first token as one JSON object). Without: an interactive REPL.
-    Presets: completion (plain continuation), exp7 (exp7's chat interface: no history,
-    'Human: {message}', T 0.3, top-p 0.9, repetition penalty 1.1, its stop rules) and chat
-    (multi-turn, history kept inside the context window).
+    and the time to first token as one JSON object). Without: an interactive REPL (/help
+    lists its commands). Presets: completion (plain continuation), exp7 (exp7's chat
+    interface: no history, 'Human: {message}', T 0.3, top-p 0.9, repetition penalty 1.1,
+    its stop rules) and chat (multi-turn, history kept inside the context window).
     """
-    from rich.text import Text
-
+    from ..chat import PRESETS, ChatError, ChatSession, check_checkpoint_path
     from ..errors import TuiLabError
-    from ..generate import PRESETS, Generator, fit_history
-    from ..generate.transcript import Transcript, Turn
 
     if preset not in PRESETS:
         fail(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
@@ -61,83 +72,138 @@ def chat_cmd(
     if as_json and prompt is None:
         fail("--json needs --prompt")
     try:
-        gen = Generator.from_checkpoint(checkpoint, device, tokenizer_path, use_kv_cache=not no_kv_cache,
-                                        on_full=p.on_full)
-    except TuiLabError as exc:
+        check_checkpoint_path(checkpoint)  # before torch is imported: a typo answers at once
+        session = ChatSession.open(checkpoint, device, tokenizer_path, use_kv_cache=not no_kv_cache,
+                                   preset=preset, params=params)
+    except (TuiLabError, ChatError) as exc:
         fail(str(exc))
-    ckpt = str(gen.metadata["checkpoint"])
-    transcript = Transcript(Path(ckpt))
+    _say_which_run(checkpoint, session.checkpoint)
     try:
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
 
-    def answer(message: str, stream_out: bool) -> dict[str, Any]:
-        history = fit_history(p, message, transcript.history(), gen.tokenizer.encode, gen.max_len,
-                              params.max_new_tokens) if p.keeps_history else []
-        text = p.prompt(message, history)
-        if stream_out and preset == "completion":
-            sys.stdout.write(message)
-        try:
-            for ev in gen.stream(text, params, stop_rule=p.stop_rule):
-                if stream_out and ev.text:
-                    sys.stdout.write(ev.text)
-                    sys.stdout.flush()
-        except (ValueError, RuntimeError) as exc:  # e.g. out of memory on the device
-            fail(f"generation failed: {' '.join(str(exc).split())[:300]}")
-        stats = gen.last_stats
-        reply = p.reply(stats.text)
-        out = stats.as_dict() | {"reply": reply, "preset": preset, "prompt": text, "checkpoint": ckpt,
-                                 "device": str(gen.device), "kv_cache": gen.use_kv_cache}
-        transcript.add(Turn(message, reply, preset, stats.as_dict(), ckpt, _params_dict(params)))
-        return out
-
-    def footer(out: dict[str, Any]) -> None:
-        if out["reply"] != out["text"].strip() and preset != "completion":  # exp7: the text after "Bot:"
-            console.print(Text.assemble(("reply: ", "bold"), out["reply"]), highlight=False, soft_wrap=True)
-        console.print(Text(f"{out['n_tokens']} tokens · {out['tokens_per_s']:.1f} tokens/s · time to first token "
-                           f"{out['ttft_s'] or 0:.3f} s · {out['stop_reason']}", style="dim"), highlight=False)
-
     if prompt is not None:
-        out = answer(prompt, stream_out=not as_json)
+        result = _answer(session, prompt, stream_out=not as_json)
         if as_json:
-            print(json.dumps(out))
+            print(json.dumps(session.result_dict(result)))
         else:
             print()
-            footer(out)
+            _footer(result)
         return
-    mode = "KV cache" if gen.use_kv_cache else "no KV cache"
-    console.print(Text.assemble((ckpt, "bold"), f" · preset {preset} · {mode} · {gen.device}"), highlight=False,
-                  soft_wrap=True)
-    console.print(Text(REPL_HELP, style="dim"))
+    _repl(session)
+
+
+def _say_which_run(given: Path, ckpt: Path) -> None:
+    """For an experiment folder, name the run it picked (on stderr: --json keeps stdout)."""
+    from rich.text import Text
+
+    given = Path(given).expanduser()
+    if given.is_dir() and ckpt.parent.parent != given:
+        err_console.print(Text(f"{given} is an experiment folder: its latest run with a checkpoint is "
+                               f"{ckpt.parent.parent.name}", style="dim"), highlight=False)
+
+
+def _answer(session: Any, message: str, stream_out: bool) -> Any:
+    """One turn (a ``TurnResult``); streams the text to stdout when ``stream_out``."""
+    def write(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    if stream_out and session.preset.echoes_message:
+        write(message)
+    try:
+        return session.turn(message, on_text=write if stream_out else None)
+    except (ValueError, RuntimeError) as exc:  # e.g. out of memory on the device
+        fail(f"generation failed: {' '.join(str(exc).split())[:300]}")
+
+
+def _footer(result: Any) -> None:
+    """The reply when it differs from the streamed text (exp7: the text after "Bot:"), then
+    the stats line."""
+    from rich.text import Text
+
+    if result.request.preset.name != "completion" and result.reply != result.stats.text.strip():
+        console.print(Text.assemble(("reply: ", "bold"), result.reply), highlight=False, soft_wrap=True)
+    console.print(Text(result.summary(), style="dim"), highlight=False)
+
+
+def _repl(session: Any) -> None:
+    """Read lines until Ctrl-D or /quit; a line starting with ``/`` is a command, never a message."""
+    from rich.text import Text
+
+    def dim(text: str) -> None:
+        console.print(Text(text, style="dim"), highlight=False)
+
+    gen = session.generator
+    console.print(Text(str(session.checkpoint), style="bold"), highlight=False)
+    dim(f"{'KV cache' if gen.use_kv_cache else 'no KV cache'} · {gen.device} · {session.settings_line()}")
+    dim(REPL_HELP)
     while True:
         try:
-            message = input("you> ")
+            line = input("you> ")
         except (EOFError, KeyboardInterrupt):
             print()
             break
-        if message.strip() in ("/quit", "/exit"):
-            break
-        if message.strip() == "/reset":
-            transcript.clear()
-            console.print(Text("history cleared", style="dim"))
+        if line.startswith("/") and not line.startswith("//"):
+            if _command(session, line.strip(), dim) == "quit":
+                break
             continue
+        message = line[1:] if line.startswith("//") else line
         if not message.strip():
             continue
         try:
-            out = answer(message, stream_out=True)
+            result = _answer(session, message, stream_out=True)
         except KeyboardInterrupt:
             print("\n[stopped]")
             continue
         print()
-        footer(out)
-    if transcript.turns and transcript.save_error is None:
-        console.print(Text(f"transcript: {transcript.path}", style="dim"), highlight=False, soft_wrap=True)
+        _footer(result)
+    if session.transcript.turns and session.save_error is None:
+        dim(f"transcript: {session.transcript.path}")
 
 
-def _params_dict(params: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+def _command(session: Any, line: str, dim: Any) -> str | None:
+    """Run one REPL command; returns ``"quit"`` to leave."""
+    from ..chat import ChatError
 
-    d = asdict(params)
-    d["stop"] = list(d["stop"])
-    return d
+    name, _, rest = line.partition(" ")
+    args = rest.split()
+    if name in ("/quit", "/exit"):
+        return "quit"
+    if name == "/help":
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold")
+        grid.add_column(style="dim")
+        for cmd, what in COMMANDS:
+            grid.add_row(cmd, what)
+        console.print(grid, highlight=False)
+        dim(f"now: {session.settings_line()}")
+    elif name == "/reset":
+        session.reset()
+        dim("new chat: history cleared")
+    elif name == "/preset":
+        if len(args) != 1:
+            dim("usage: /preset NAME (exp7, completion or chat)")
+            return None
+        try:
+            session.set_preset(args[0])
+        except ValueError as exc:
+            dim(f"/preset {exc}")
+            return None
+        dim(session.settings_line())
+    elif name == "/set":
+        if len(args) != 2:
+            dim("usage: /set KEY VALUE, e.g. /set temperature 0.1")
+            return None
+        try:
+            session.set(args[0], args[1])
+        except ChatError as exc:
+            dim(f"/set: {exc}")
+            return None
+        dim(session.settings_line())
+    else:
+        dim(f"unknown command {name}: /help lists the commands; //text sends '/text' as a message")
+    return None

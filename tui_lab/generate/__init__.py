@@ -1,21 +1,21 @@
-"""Generation: sampling, presets (exp7 / completion / chat), streaming with a KV cache.
+"""Generation: token sampling, stop rules, streaming with a KV cache (token ids and text; no chat).
 
-``SamplingParams``, ``PRESETS`` and the transcripts import without torch (the app's chat
-screen builds its settings from them on the UI thread); the engine's names load torch on
-first use.
+``SamplingParams`` and the stop rules import without torch (the app's chat screen builds
+its settings from them on the UI thread); the engine's names load torch on first use.
+Chat presets, sessions and transcripts are one layer up, in :mod:`tui_lab.chat`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .presets import PRESETS, Preset, fit_history
 from .sampling import SamplingParams
+from .stops import exp7_stop_rule
 
 _ENGINE = ("GenerationError", "GenerationStats", "Generator", "TokenEvent", "generate_text", "resolve_checkpoint")
 
-__all__ = ["PRESETS", "GenerationError", "GenerationStats", "Generator", "Preset", "SamplingParams", "TokenEvent",
-           "fit_history", "generate_text", "resolve_checkpoint"]
+__all__ = ["GenerationError", "GenerationStats", "Generator", "SamplingParams", "TokenEvent", "exp7_stop_rule",
+           "generate_text", "resolve_checkpoint"]
 
 
 def __getattr__(name: str) -> Any:

@@ -92,7 +92,8 @@ StopRule = Callable[[list[int]], "str | None"]
 
 
 def resolve_checkpoint(path: Path | str) -> Path:
-    """A checkpoint file, or a run folder's best checkpoint (then its last).
+    """A checkpoint file; a run folder's best checkpoint (then its last); or, for an
+    experiment folder (``runs/<experiment>``), the checkpoint of its latest run that has one.
 
     Raises:
         GenerationError: nothing usable there.
@@ -101,14 +102,28 @@ def resolve_checkpoint(path: Path | str) -> Path:
 
     path = Path(path).expanduser()
     if path.is_dir():
-        ckpt = RunDir(path).chat_checkpoint()
+        ckpt = RunDir(path).chat_checkpoint() or _latest_run_checkpoint(path)
         if ckpt is None:
             raise GenerationError(f"{path}: no checkpoint in this folder yet (checkpoints/best.safetensors); "
-                                  "give a run folder or a checkpoint file")
+                                  "give a run folder, an experiment folder or a checkpoint file")
         return ckpt
     if not path.exists():
         raise GenerationError(f"{path}: no such checkpoint file or run folder")
     return path
+
+
+def _latest_run_checkpoint(folder: Path) -> Path | None:
+    """The chat checkpoint of the latest-started run folder inside ``folder`` that has one
+    (``run.json``'s ``started_at``, then the run id, which sorts by start time)."""
+    from ..runs.store import RunDir, read_json
+
+    found = []
+    for sub in folder.iterdir():
+        ckpt = RunDir(sub).chat_checkpoint() if sub.is_dir() else None
+        if ckpt is not None:
+            started = (read_json(RunDir(sub).run_path) or {}).get("started_at")
+            found.append((started if isinstance(started, (int, float)) else 0, sub.name, ckpt))
+    return max(found)[2] if found else None
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -195,7 +210,7 @@ class Generator:
             return self.model(x, kv_cache=cache)[0, -1].float()
 
     def stream(self, prompt: str | list[int], params: SamplingParams, *, stop_rule: StopRule | None = None,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]:
+               should_stop: Callable[[], bool] | None = None, on_full: str | None = None) -> Iterator[TokenEvent]:
         """Yield the generated tokens one by one; :attr:`last_stats` holds the totals
         (updated as it goes, complete once the iterator ends).
 
@@ -203,7 +218,8 @@ class Generator:
         when a stop string appears in the text (the text is cut before it), when
         ``stop_rule(new_ids)`` returns a reason, when ``should_stop()`` turns True (the
         UI's Esc; checked before each forward pass), or, with ``on_full="stop"``, when the
-        sequence reaches ``max_seq_len``. A prompt longer than the window keeps its end.
+        sequence reaches ``max_seq_len`` (``on_full`` given here overrides the generator's for
+        this call, so two callers need not change shared state). A prompt longer than the window keeps its end.
         A caller that abandons the iterator (closes it, or leaves on an exception) finds
         ``stop_reason == "stopped"``.
 
@@ -211,14 +227,17 @@ class Generator:
             ValueError: invalid sampling parameters.
         """
         try:
-            yield from self._stream(prompt, params, stop_rule=stop_rule, should_stop=should_stop)
+            yield from self._stream(prompt, params, stop_rule=stop_rule, should_stop=should_stop,
+                                    on_full=on_full or self.on_full)
         finally:
             if not self.last_stats.stop_reason:
                 self.last_stats.stop_reason = "stopped"
 
     def _stream(self, prompt: str | list[int], params: SamplingParams, *, stop_rule: StopRule | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Iterator[TokenEvent]:
+                should_stop: Callable[[], bool] | None = None, on_full: str = "slide") -> Iterator[TokenEvent]:
         """The body of :meth:`stream`."""
+        if on_full not in ON_FULL:
+            raise ValueError(f"on_full must be one of {', '.join(ON_FULL)} (got {on_full!r})")
         params.validate()
         t0 = time.perf_counter()
         seed = params.seed if params.seed is not None else int(time.time_ns() % 2**31)
@@ -260,7 +279,7 @@ class Generator:
                 reason = rule
             elif len(new) >= params.max_new_tokens:
                 reason = "max_new_tokens"
-            elif len(ids) - start >= self.max_len and self.on_full == "stop":
+            elif len(ids) - start >= self.max_len and on_full == "stop":
                 reason = "max_seq_len"
             if reason:
                 stats.stop_reason = reason
