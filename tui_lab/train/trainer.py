@@ -209,8 +209,8 @@ class Trainer:
         steps_per_epoch = max(1, sampler.batches_per_epoch // cfg.grad_accum_steps)
         total = min(x for x in (cfg.max_steps, cfg.epochs and cfg.epochs * steps_per_epoch) if x)
         amp_dtype = autocast_dtype(dev.type, cfg.precision)
-        if amp_dtype is not None:  # "fp32" keeps PyTorch's default: no TF32 matmuls
-            torch.backends.cuda.matmul.allow_tf32 = True
+        if dev.type == "cuda":  # TF32 matmuls with "bf16"; "fp32" keeps PyTorch's default, full fp32 matmuls
+            torch.backends.cuda.matmul.allow_tf32 = amp_dtype is not None
             torch.backends.cudnn.allow_tf32 = True
 
         if self.resume:
