@@ -47,7 +47,7 @@ def test_shipped_hyperparameters_follow_the_seed_logs():
     cfg = load_experiments(ROOT / "experiments.toml")
     e1, e2, e3, e6, e7 = (cfg.experiments[n] for n in ("exp1", "exp2", "exp3", "exp6", "exp7"))
     assert (e1.model.d_model, e1.model.num_heads, e1.model.d_ff, e1.model.num_layers, e1.model.dropout) == (16, 2, 64, 2, 0.3)
-    assert (e1.train.batch_size, e1.train.epochs, e1.train.lr, e1.train.weight_decay, e1.train.grad_clip) == (8, 300, 3e-4, 0.1, 1.0)
+    assert (e1.train.batch_size, e1.train.epochs, e1.train.lr, e1.train.weight_decay, e1.train.grad_clip) == (8, 209, 3e-4, 0.1, 1.0)
     assert e1.data.config == "wikitext-2-raw-v1" and e2.data.config == "wikitext-103-raw-v1"
     assert (e3.model.d_model, e3.train.lr, e3.train.batch_size) == (128, 6e-4, 32)
     assert (e6.model.d_model, e6.model.num_layers, e6.train.batch_size, e6.train.patience) == (512, 12, 16, 5)

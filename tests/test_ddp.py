@@ -51,3 +51,36 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     steps = [e["step"] for e in load_history(ddp) if e["event"] == "train"]
     assert steps == sorted(set(steps))
     assert len(list((tmp_path / "ddp" / "tiny").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_global_batch_size_gives_the_same_steps_with_one_and_two_processes(tmp_path):
+    """train.global_batch_size is divided across processes: 8 sequences per step with 1 process
+    (8 each) and with 2 (4 each), so the tokens per step, and the curve, do not change."""
+    cfg = tmp_path / "experiments.toml"
+    cfg.write_text(tiny_toml(batch_size=None, global_batch_size=8, max_steps=20, eval_every=20))
+    single = train(cfg, tmp_path / "single")
+    ddp = train(cfg, tmp_path / "ddp", "--nproc-per-node", "2")
+    one, two = (json.loads(r.run_path.read_text()) for r in (single, ddp))
+    assert (one["world_size"], one["batch_size"], one["global_batch_size"]) == (1, 8, 8)
+    assert (two["world_size"], two["batch_size"], two["global_batch_size"]) == (2, 4, 8)
+    assert one["tokens_seen"] == two["tokens_seen"] == 20 * 8 * 64
+    assert one["total_steps"] == two["total_steps"] == 20
+    a, b = losses(single, "train", "train_loss"), losses(ddp, "train", "train_loss")
+    assert sorted(a) == sorted(b) == [5, 10, 15, 20]
+    for step in a:  # stated tolerance: 1e-4 relative (float reduction order differs across ranks)
+        assert b[step] == pytest.approx(a[step], rel=1e-4), (step, a, b)
+    per_step = [e["tokens_seen"] for e in load_history(ddp) if e["event"] == "train"]
+    assert per_step == [s * 8 * 64 for s in (5, 10, 15, 20)]
+
+
+def test_global_batch_size_that_does_not_divide_is_refused_before_the_run_starts(tmp_path):
+    cfg = tmp_path / "experiments.toml"
+    cfg.write_text(tiny_toml(batch_size=None, global_batch_size=7, max_steps=2))
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir",
+                        str(tmp_path / "runs"), "--device", "cpu", "--quiet", "--nproc-per-node", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "train.global_batch_size (7) does not divide by 2 processes" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()  # no half-made run folder

@@ -8,8 +8,8 @@ TRAIN_DEFAULTS = dict(batch_size=4, max_steps=100, eval_every=10, eval_max_token
 
 
 def tiny_toml(name: str = "tiny", description: str = "tiny test model", **train) -> str:
-    """One ``[experiments.NAME]`` table; keyword arguments override ``train`` keys."""
-    values = {**TRAIN_DEFAULTS, **train}
+    """One ``[experiments.NAME]`` table; keyword arguments override ``train`` keys (None drops one)."""
+    values = {k: v for k, v in {**TRAIN_DEFAULTS, **train}.items() if v is not None}
     lines = [f"[experiments.{name}]", f"description = {json.dumps(description)}",
              f"[experiments.{name}.model]", 'kind = "gpt"', "vocab_size = 256", "max_seq_len = 64", "d_model = 32",
              "num_heads = 2", "d_ff = 64", "num_layers = 1",

@@ -45,7 +45,8 @@ def bench_cmd(
         fail(str(exc))
     skip = set(skip or [])
     model_cfg = exp.model
-    batch = batch_size or (exp.train.batch_size if dev.type != "cpu" else min(exp.train.batch_size, 8))
+    one = exp.train.batch_size or max(1, exp.train.global_batch_size // exp.train.grad_accum_steps)  # one process
+    batch = batch_size or (one if dev.type != "cpu" else min(one, 8))
     seq = seq_len or exp.model.max_seq_len
     result: dict = {"experiment": experiment, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
                     "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "device": str(dev)}

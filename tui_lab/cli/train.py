@@ -55,7 +55,9 @@ def train_cmd(
             if overrides:
                 fail("--resume continues a run with its saved config: --set is not allowed with it")
             exp = experiment_of_run(run)
+            _check_batch(exp, nproc_per_node)
         else:
+            _check_batch(exp, nproc_per_node)  # before the run folder exists
             run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id)
     except FileExistsError:
         fail(f"--run-id {run_id}: a run folder of that name exists already")
@@ -90,6 +92,18 @@ def train_cmd(
     console.print(str(run.path))
     if status in ("diverged", "failed"):
         raise typer.Exit(1)
+
+
+def _check_batch(exp, nproc: int) -> None:
+    """Exit 2 when ``train.global_batch_size`` does not divide across ``nproc`` processes."""
+    from ..train.distributed import under_torchrun
+
+    if under_torchrun():
+        return  # a torchrun worker: the trainer checks against the job's WORLD_SIZE
+    try:
+        exp.train.per_process_batch(nproc)
+    except ValueError as exc:
+        fail(f"experiment '{exp.name}': {exc} (--nproc-per-node {nproc})")
 
 
 def _torchrun(name: str, run, nproc: int, device: str, resume: bool, config: Optional[Path]) -> int:

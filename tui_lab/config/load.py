@@ -103,9 +103,21 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
+REPLACES = {"train.batch_size": "train.global_batch_size", "train.global_batch_size": "train.batch_size"}
+"""Keys that exclude each other: ``--set`` of one drops the other from the file's table
+(unless the same command line sets both, which the schema then refuses)."""
+
+
 def apply_overrides(raw_exp: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of one experiment's raw table with ``--set`` overrides applied."""
     out = copy.deepcopy(raw_exp)
+    keys = [parse_override(text)[0] for text in overrides]
+    for key in keys:
+        partner = REPLACES.get(key)
+        if partner and partner not in keys:
+            section, leaf = partner.split(".")
+            if isinstance(out.get(section), dict):
+                out[section].pop(leaf, None)
     for text in overrides:
         key, value = parse_override(text)
         *sections, leaf = key.split(".")

@@ -108,9 +108,16 @@ own documentation topics (``pydoc_data.topics``), for the offline demo."""
 
 class TrainConfig(_Strict):
     """The ``train`` table. Units: lr per optimizer step; batch_size in sequences of
-    ``seq_len`` tokens; eval_every / log_every in optimizer steps."""
+    ``seq_len`` tokens; eval_every / log_every in optimizer steps.
 
-    batch_size: PositiveInt
+    Batch: give exactly one of ``batch_size`` (sequences per process per micro-step: the
+    global batch grows with ``--nproc-per-node``) or ``global_batch_size`` (sequences per
+    optimizer step over all processes and accumulation micro-steps: divided across them,
+    so the tokens per step do not depend on the process count); see :meth:`per_process_batch`.
+    """
+
+    batch_size: PositiveInt | None = None
+    global_batch_size: Annotated[int, Field(gt=0, le=1_048_576)] | None = None
     seq_len: PositiveInt | None = None  # defaults to model.max_seq_len
     grad_accum_steps: PositiveInt = 1
     epochs: PositiveInt | None = None
@@ -123,7 +130,7 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: Annotated[int, Field(ge=0)] = 0
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
-    eval_every: Annotated[int, Field(ge=0)] = 0  # 0: only at epoch ends
+    eval_every: Annotated[int, Field(ge=0)] = 0  # N: every N steps and at the last step only; 0: at epoch ends
     eval_max_tokens: Annotated[int, Field(gt=0)] | None = None  # None: the whole split
     log_every: PositiveInt = 10
     patience: Annotated[int, Field(ge=0)] = 0  # evaluations without improvement; 0 = off
@@ -135,12 +142,42 @@ class TrainConfig(_Strict):
     sample_every: Annotated[int, Field(ge=0)] = 0  # evaluations between generation samples; 0 = off
     sample_prompts: list[str] = []
     sample_max_new_tokens: PositiveInt = 40
+    # "bf16": bf16 autocast on CUDA (CPU and MPS compute in fp32) and TF32 matmuls; "fp32": no
+    # autocast and no TF32 (PyTorch's defaults: what the seed scripts ran)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    # true: weight_decay on every parameter, as plain AdamW(model.parameters()) in the seed scripts;
+    # false: matrices only, no decay on biases, norms and other 1-D parameters (GPT-2 / nanoGPT)
+    decay_all: bool = False
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainConfig":
         if self.epochs is None and self.max_steps is None:
             raise ValueError("give epochs or max_steps (or both: whichever ends first)")
+        if (self.batch_size is None) == (self.global_batch_size is None):
+            raise ValueError("give exactly one of batch_size (per process) or global_batch_size "
+                             "(over all processes, divided across them)")
         return self
+
+    def per_process_batch(self, world_size: int = 1) -> int:
+        """Sequences per process per micro-step for a job of ``world_size`` processes.
+
+        ``batch_size`` as given; or ``global_batch_size / (world_size * grad_accum_steps)``.
+
+        Raises:
+            ValueError: ``global_batch_size`` does not divide by ``world_size * grad_accum_steps``
+                (the message names the key and both numbers).
+        """
+        if self.batch_size is not None:
+            return self.batch_size
+        assert self.global_batch_size is not None
+        parts = world_size * self.grad_accum_steps
+        if self.global_batch_size % parts:
+            raise ValueError(
+                f"train.global_batch_size ({self.global_batch_size}) does not divide by {world_size} process"
+                f"{'es' if world_size != 1 else ''} x train.grad_accum_steps ({self.grad_accum_steps}) = {parts}: "
+                f"choose a process count or global_batch_size that divides"
+            )
+        return self.global_batch_size // parts
 
 
 class Experiment(_Strict):

@@ -276,7 +276,7 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
         "d_model": _num(model.get("d_model")),
         "num_layers": _num(model.get("num_layers")),
         "num_heads": _num(model.get("num_heads")),
-        "batch_size": _num(train.get("batch_size")),
+        "batch_size": _num(train.get("batch_size") or info.get("batch_size")),  # per process
         "epochs": epochs,
         "steps": steps,
         "tokens_seen": tokens_seen,

@@ -25,14 +25,16 @@ Layout of ``runs/<experiment>/<run-id>/``::
 ``run.json`` keys: experiment, run_id, status, pid, proc_start, host, device,
 device_name, started_at (the first start) / resumed_at (the latest resume, or null) /
 ended_at (Unix s), attempts, message, num_params, train_tokens, val_tokens, val_words,
-total_steps, steps_per_epoch, tokens_per_step, git_commit, world_size, step, epoch,
+total_steps, steps_per_epoch, tokens_per_step, batch_size, global_batch_size, git_commit, world_size, step, epoch,
 tokens_seen, best_val_loss, best_val_ppl, best_step, best_epoch, elapsed_s, wall_time_s.
 
 Units and meanings that are easy to misread:
 
 - ``epoch`` counts *finished* passes over the training tokens, so evaluations in the
   middle of an epoch repeat it; the fractional epoch is ``step / steps_per_epoch``.
-- ``tokens_per_step`` is per process (batch_size × seq_len × grad_accum_steps);
+- ``tokens_per_step`` is per process (batch_size × seq_len × grad_accum_steps); ``batch_size`` is
+  sequences per process per micro-step, ``global_batch_size`` sequences per optimizer step over
+  every process (batch_size × grad_accum_steps × world_size);
   ``tokens_seen`` and ``tokens_per_s`` count every process (× world_size under DDP).
 - ``elapsed_s`` is the training clock carried in the checkpoint: a resumed run goes on
   from the checkpoint's value, so time an interrupted attempt spent after its last

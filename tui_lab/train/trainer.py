@@ -55,16 +55,26 @@ def _memory_mb(device: torch.device) -> float:
 
 
 def _optimizer(model: torch.nn.Module, exp: Experiment, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW (Loshchilov & Hutter 2019); weight decay on matrices only, not on biases,
-    norms or 1-D parameters (as GPT-2 / nanoGPT ``configure_optimizers``)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": exp.train.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW (Loshchilov & Hutter 2019). ``train.decay_all = false``: weight decay on matrices
+    only, not on biases, norms or 1-D parameters (as GPT-2 / nanoGPT ``configure_optimizers``);
+    ``true``: one group, decay on every parameter (the seed scripts' plain
+    ``AdamW(model.parameters(), weight_decay=0.1)``)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if exp.train.decay_all:
+        groups = [{"params": params, "weight_decay": exp.train.weight_decay}]
+    else:
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": exp.train.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     kwargs: dict[str, Any] = {"lr": exp.train.lr, "betas": tuple(exp.train.betas)}
     if device.type == "cuda":
         kwargs["fused"] = True
     return torch.optim.AdamW(groups, **kwargs)
+
+
+def autocast_dtype(device_type: str, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``train.precision`` on a device type: ``torch.bfloat16`` for
+    "bf16" on CUDA, else None (no autocast: fp32 on the CPU, on MPS and with "fp32")."""
+    return torch.bfloat16 if precision == "bf16" and device_type == "cuda" else None
 
 
 @torch.no_grad()
@@ -180,7 +190,12 @@ class Trainer:
             opt = _optimizer(model, exp, dev)
             self._opt = opt
             seq = exp.seq_len
-            sampler = WindowSampler(self.train_ids, seq, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+            try:
+                batch = cfg.per_process_batch(ctx.world_size)
+            except ValueError as exc:
+                raise TrainingError(f"experiment '{exp.name}': {exc}") from None
+            self.batch = batch
+            sampler = WindowSampler(self.train_ids, seq, batch, cfg.seed, ctx.rank, ctx.world_size)
             train_model: torch.nn.Module = model
             if ctx.enabled:
                 from torch.nn.parallel import DistributedDataParallel
@@ -193,9 +208,9 @@ class Trainer:
             raise
         steps_per_epoch = max(1, sampler.batches_per_epoch // cfg.grad_accum_steps)
         total = min(x for x in (cfg.max_steps, cfg.epochs and cfg.epochs * steps_per_epoch) if x)
-        autocast_dtype = torch.bfloat16 if dev.type == "cuda" else None
-        if dev.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
+        amp_dtype = autocast_dtype(dev.type, cfg.precision)
+        if dev.type == "cuda":  # TF32 matmuls with "bf16"; "fp32" keeps PyTorch's default, full fp32 matmuls
+            torch.backends.cuda.matmul.allow_tf32 = amp_dtype is not None
             torch.backends.cudnn.allow_tf32 = True
 
         if self.resume:
@@ -230,7 +245,8 @@ class Trainer:
             attempts=int(prior.get("attempts") or 1) + 1 if self.resume else 1,
             ended_at=None, message=None, num_params=n_params,
             train_tokens=int(len(self.train_ids)), val_tokens=int(len(self.val_ids)), val_words=self.val_words,
-            total_steps=total, steps_per_epoch=steps_per_epoch, tokens_per_step=cfg.batch_size * seq * cfg.grad_accum_steps,
+            total_steps=total, steps_per_epoch=steps_per_epoch, tokens_per_step=batch * seq * cfg.grad_accum_steps,
+            batch_size=batch, global_batch_size=batch * cfg.grad_accum_steps * ctx.world_size,
             git_commit=git_commit(), world_size=ctx.world_size, step=self.p.step,
         )
         if self.resume:
@@ -238,7 +254,7 @@ class Trainer:
         else:
             self._emit("start", step=0, total_steps=total, num_params=n_params, device=str(dev),
                        train_tokens=int(len(self.train_ids)), val_tokens=int(len(self.val_ids)))
-            finite, _ = self._eval_all_ranks(model, sampler, autocast_dtype, save=False)
+            finite, _ = self._eval_all_ranks(model, sampler, amp_dtype, save=False)
             if not finite:
                 return self._finish("diverged", "non-finite validation loss at initialisation")
 
@@ -266,7 +282,7 @@ class Trainer:
                     last_micro = micro == cfg.grad_accum_steps - 1
                     sync = train_model.no_sync() if ctx.enabled and not last_micro else contextlib.nullcontext()
                     with sync:
-                        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                             if cfg.fused_cross_entropy:  # chunked head + loss, no [B, T, V] logits
                                 loss = train_model(x, targets=y)
                             else:
@@ -283,7 +299,7 @@ class Trainer:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 self.p.step += 1
-                step_tokens = cfg.batch_size * seq * cfg.grad_accum_steps * ctx.world_size
+                step_tokens = batch * seq * cfg.grad_accum_steps * ctx.world_size
                 self.p.tokens_seen += step_tokens
                 window_tokens += step_tokens
                 if self.p.step % cfg.log_every == 0 or self.p.step == total or epoch_ended:
@@ -306,10 +322,11 @@ class Trainer:
                     window_t, window_tokens = now, 0
                 if epoch_ended:
                     self._emit("epoch_end", step=self.p.step, epoch=sampler.epoch)
-                do_eval = epoch_ended or (cfg.eval_every and self.p.step % cfg.eval_every == 0) or self.p.step == total
+                # eval_every > 0 is the only schedule (no extra epoch-end evaluations); 0: at epoch ends
+                do_eval = (self.p.step % cfg.eval_every == 0 if cfg.eval_every else epoch_ended) or self.p.step == total
                 if do_eval:
                     self.p.elapsed_s = time.perf_counter() - t0
-                    finite, early_stop = self._eval_all_ranks(model, sampler, autocast_dtype, save=True)
+                    finite, early_stop = self._eval_all_ranks(model, sampler, amp_dtype, save=True)
                     if not finite:
                         status = "diverged"
                         message = f"non-finite validation loss at step {self.p.step} with lr {lr:.3g}; kept the last good checkpoint"
@@ -324,7 +341,7 @@ class Trainer:
                 self.p.elapsed_s = time.perf_counter() - t0
                 self._save_last(model, opt, sampler)
         except torch.cuda.OutOfMemoryError:
-            self._fail(f"CUDA out of memory at batch_size {cfg.batch_size} x seq_len {seq}: lower train.batch_size "
+            self._fail(f"CUDA out of memory at batch_size {batch} x seq_len {seq}: lower train.batch_size "
                        f"(raise train.grad_accum_steps to keep the global batch) or train.seq_len")
             raise RunFailed(self.run.read_run().get("message")) from None
         except TrainingError as exc:
@@ -355,7 +372,7 @@ class Trainer:
                   save: bool) -> bool:
         """Evaluate, record, checkpoint; returns False when the loss is not finite."""
         cfg = self.exp.train
-        res: EvalResult = evaluate(model, self.val_ids, self.exp.seq_len, cfg.batch_size, self.device,
+        res: EvalResult = evaluate(model, self.val_ids, self.exp.seq_len, self.batch, self.device,
                                    cfg.eval_max_tokens, autocast_dtype)
         if not math.isfinite(res.val_loss):
             return False

@@ -69,8 +69,12 @@ class ExperimentDetail(Widget):
                 f"{CHINCHILLA_TOKENS_PER_PARAM})", "bold")
         else:
             row("train tokens (D)", "not known until the data is tokenized (train once)", "dim")
-        per_step = t.batch_size * t.grad_accum_steps * exp.seq_len
-        row("tokens per step", f"{per_step:,}  (batch {t.batch_size} × accum {t.grad_accum_steps} × seq {exp.seq_len})")
+        if t.global_batch_size is not None:  # the same for any process count
+            per_step = t.global_batch_size * exp.seq_len
+            row("tokens per step", f"{per_step:,}  (global batch {t.global_batch_size} × seq {exp.seq_len})")
+        else:  # one process; N processes train N times this
+            per_step = t.batch_size * t.grad_accum_steps * exp.seq_len
+            row("tokens per step", f"{per_step:,}  (batch {t.batch_size} × accum {t.grad_accum_steps} × seq {exp.seq_len})")
         budgets = []  # (tokens, why): the run ends at whichever comes first
         if t.max_steps:
             budgets.append((t.max_steps * per_step, f"{t.max_steps:,} steps"))
