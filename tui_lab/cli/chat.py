@@ -9,14 +9,15 @@ from typing import Any, Optional
 
 import typer
 
-from .common import console, fail
+from .common import console, err_console, fail
 
 REPL_HELP = "Ctrl-D or /quit to leave · /reset forgets the history · Ctrl-C stops a reply"
 
 
 def chat_cmd(
-    checkpoint: Path = typer.Argument(..., help="A run folder (its best checkpoint) or a checkpoint file "
-                                                "(.safetensors, or a weights-only .pt)."),
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best checkpoint), a checkpoint file "
+                                                "(.safetensors, a weights-only .pt: tui-lab's, the seed "
+                                                "scripts' or exp7's), a Hugging Face GPT-2 folder, or hf:NAME."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this once and exit."),
     preset: str = typer.Option("completion", "--preset", help="exp7, completion or chat."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="0 = greedy."),
@@ -32,7 +33,11 @@ def chat_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     tokenizer_path: Optional[str] = typer.Option(None, "--tokenizer-path",
                                                  help="GPT-2 BPE folder (vocab.bpe, encoder.json) if the "
-                                                      "checkpoint's one has moved."),
+                                                      "checkpoint's one has moved; or a tokenizer.json / "
+                                                      "its folder (exp7's SmolLM tokenizer)."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
+                                            help="Heads of a seed-script checkpoint (default: those of the "
+                                                 "experiment in experiments.toml with its shape)."),
 ) -> None:
     """Talk to a checkpoint; tokens stream as they are generated.
 
@@ -61,10 +66,12 @@ def chat_cmd(
     if as_json and prompt is None:
         fail("--json needs --prompt")
     try:
-        gen = Generator.from_checkpoint(checkpoint, device, tokenizer_path, use_kv_cache=not no_kv_cache,
-                                        on_full=p.on_full)
+        gen = Generator.from_checkpoint(checkpoint, device, tokenizer_path, num_heads=num_heads,
+                                        use_kv_cache=not no_kv_cache, on_full=p.on_full)
     except TuiLabError as exc:
         fail(str(exc))
+    if gen.metadata.get("summary"):  # a converted checkpoint: what it is and what it carries (stderr)
+        err_console.print(Text(str(gen.metadata["summary"]), style="dim"), highlight=False, soft_wrap=True)
     ckpt = str(gen.metadata["checkpoint"])
     transcript = Transcript(Path(ckpt))
     try:

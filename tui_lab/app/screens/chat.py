@@ -228,7 +228,7 @@ class PickCheckpoint(ModalScreen[Path | None]):
         chosen = self.query_one("#pick", Select).value
         if typed:
             path = Path(typed).expanduser()
-            if not path.exists():
+            if not path.exists() and not typed.startswith("hf:"):  # hf:NAME: a Hub model, resolved on load
                 self.notify(f"{path}: no such file or folder", severity="warning", markup=False)
                 return
             self.dismiss(path)
@@ -340,6 +340,8 @@ class ChatScreen(Screen):
         info = (f"{cfg.kind} · {count_parameters(gen.model):,} params · d_model {cfg.d_model} · "
                 f"{cfg.num_layers} layers · context {cfg.max_seq_len} · {gen.tokenizer.name} tokenizer · "
                 f"{gen.device} · ready")
+        if gen.metadata.get("summary"):  # a converted checkpoint (seed scripts', exp7's, Hugging Face GPT-2)
+            info += f"\n{gen.metadata['summary']}"
         transcript = Transcript(Path(gen.metadata["checkpoint"]))
 
         def ready() -> None:  # on the UI thread: the pane is usable exactly when it says "ready"
