@@ -428,6 +428,7 @@ def test_import_puts_a_seed_checkpoint_in_the_results_table(seed_pt, tmp_path, g
     row = next(x for x in rows if x.get("run_id") == run_dir.name)
     assert row["experiment"] == "exp1" and row["status"] == "imported" and row["num_params"] == 869_153
     assert row["best_val_loss"] == 6.5 and row["best_val_ppl"] == pytest.approx(math.exp(6.5))
+    assert row["final_train_loss"] == 6.1 and row["best_epoch"] == 7
     gen = Generator.from_checkpoint(run_dir, "cpu", str(gpt2_dir))  # chat with the imported run
     idx = torch.randint(0, 50257, (1, 16))
     assert torch.equal(logits(gen.model, idx), logits(model, idx))
@@ -445,3 +446,19 @@ def test_import_refuses_a_non_empty_output_and_writes_nothing_half(seed_pt, tmp_
     run = import_checkpoint(path, tmp_path / "runs", output=tmp_path / "fresh", num_heads=2, experiment="exp1")
     assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "config.json", "run.json"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_import_of_an_exp7_checkpoint_keeps_its_step_and_figures_but_not_tui_labs_exp7_recipe(exp7_pt, tmp_path):
+    from tui_lab.models.foreign.importer import import_checkpoint
+
+    path, model = exp7_pt
+    run = import_checkpoint(path, tmp_path / "runs", experiments_file=ROOT / "experiments.toml")
+    assert run.experiment == "exp7"
+    config = json.loads(run.config_path.read_text())
+    assert set(config) == {"name", "description", "model"} and config["model"]["kind"] == "deepseek"
+    info = run.read_run()
+    assert info["status"] == "imported" and info["step"] == 3000 and info["source_val_ppl"] == 2.2
+    ours, meta = load_model(run.best_weights_path)
+    assert meta["tokenizer_hint"] == "HuggingFaceTB/SmolLM-135M"
+    idx = torch.randint(0, 50257, (1, 10))
+    assert torch.equal(logits(ours, idx), logits(model, idx))

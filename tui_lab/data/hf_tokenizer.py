@@ -100,9 +100,27 @@ def load_hf_tokenizer(path: str | os.PathLike) -> HFTokenizer:
     return HFTokenizer(found)
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (``HF_ENDPOINT``, default huggingface.co) accepts a TCP
+    connection within ``timeout_s`` — checked before a download, because huggingface_hub
+    retries an unreachable host with backoff for half a minute. False when ``HF_HUB_OFFLINE``
+    is set."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def hub_tokenizer_json(repo: str) -> Path | None:
     """``tokenizer.json`` of Hub repo ``repo`` from huggingface_hub's cache, downloading it
-    when online (never when ``HF_HUB_OFFLINE`` is set); None when it cannot be had."""
+    when the Hub is reachable (:func:`hub_reachable`); None when it cannot be had."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
@@ -111,7 +129,7 @@ def hub_tokenizer_json(repo: str) -> Path | None:
         return Path(hf_hub_download(repo, "tokenizer.json", local_files_only=True))
     except Exception:
         pass
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if not hub_reachable():
         return None
     try:
         return Path(hf_hub_download(repo, "tokenizer.json"))

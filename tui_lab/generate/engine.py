@@ -141,7 +141,7 @@ def choose_tokenizer(meta: dict[str, Any], ckpt: Path, tokenizer_path: str | Non
         if found is None:
             raise GenerationError(
                 f"{ckpt}: this {meta.get('source_format', '')} checkpoint was trained with the {hint} tokenizer "
-                f"({meta['model_config'].get('vocab_size', '?')} tokens), which is not in the Hugging Face cache "
+                f"({meta['model_config'].get('vocab_size', 0):,} tokens), which is not in the Hugging Face cache "
                 "here and could not be downloaded: give --tokenizer-path with its tokenizer.json (or the folder "
                 "holding it)")
         return "hf", str(found)

@@ -199,9 +199,11 @@ def hub_folder(spec: str) -> Path:
         return Path(snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True))
     except Exception:  # not cached (LocalEntryNotFoundError and friends): try the Hub unless told not to
         pass
+    from ...data.hf_tokenizer import hub_reachable
+
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    reason = "HF_HUB_OFFLINE is set"
-    if not offline:
+    reason = "HF_HUB_OFFLINE is set" if offline else "the Hub is not reachable from here"
+    if hub_reachable():
         try:
             return Path(snapshot_download(name, allow_patterns=HUB_FILES))
         except Exception as exc:

@@ -7,7 +7,9 @@ use), ``config.json`` (the experiment's tables with the converted ``model`` tabl
 ``step`` / ``best_step`` where the file records them, ``best_val_loss`` (the file's
 validation loss, nats/token, as its own code computed it) and ``best_val_ppl`` =
 :func:`tui_lab.runs.metrics.perplexity` of it (the file's own perplexity figure is kept as
-``source_val_ppl``), plus ``source`` and ``source_format``. No ``metrics.jsonl``: the
+``source_val_ppl``), ``final_train_loss`` (the file's train loss), plus ``source`` and
+``source_format``. An exp7 import's ``config.json`` holds only the model table: tui-lab's
+exp7 data and train tables would misdescribe a file trained on exp7's own corpus. No ``metrics.jsonl``: the
 file has no history. The folder appears whole or not at all (built beside, then renamed).
 """
 
@@ -94,13 +96,14 @@ def import_checkpoint(path: Path | str, runs_dir: Path | str, *, experiment: str
     model_cfg = dict(meta["model_config"])
     table: dict[str, Any] = {"name": name, "description": f"imported from {src}", "model": model_cfg}
     exp = exps.get(name)
-    if exp is not None:
+    if exp is not None and meta.get("source_format") != "exp7":  # exp7 trained on its own corpus and tokenizer:
+        # tui-lab's exp7 data / train tables would misdescribe the file, so they are left out
         full = exp.model_dump(mode="json")
         table = {**full, "description": f"{full.get('description', '')} (imported from {src})".strip(),
                  "model": {**model_cfg, "dropout": full["model"].get("dropout", 0.0)}}
     data = meta.get("data") if isinstance(meta.get("data"), dict) else None
-    if data is None and exp is not None and meta.get("source_format") != "exp7":
-        data = table.get("data")
+    if isinstance(table.get("data"), dict) and (data is None or data.get("tokenizer") != "hf"):
+        data = table["data"]  # the experiment's (it may name an offline tokenizer_path)
     extra: dict[str, Any] = {"experiment": name, "source": str(src), "source_format": meta["source_format"]}
     if data:
         extra["data"] = data
@@ -116,7 +119,7 @@ def import_checkpoint(path: Path | str, runs_dir: Path | str, *, experiment: str
         "epoch": meta.get("epoch"), "best_epoch": meta.get("epoch"), "step": meta.get("step"),
         "best_step": meta.get("step"), "best_val_loss": val_loss,
         "best_val_ppl": perplexity(val_loss) if isinstance(val_loss, (int, float)) else None,
-        "source_val_ppl": meta.get("val_ppl"), "train_loss": meta.get("train_loss"),
+        "source_val_ppl": meta.get("val_ppl"), "final_train_loss": meta.get("train_loss"),
     }
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.importing-{os.getpid()}"
