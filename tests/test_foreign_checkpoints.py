@@ -388,20 +388,35 @@ async def test_hostile_foreign_checkpoints_in_the_chat_pane_keep_the_app_running
     assert not (tmp_path / "code-ran").exists()
 
 
-async def test_the_chat_pane_opens_a_gpt2_folder_and_shows_what_it_is(tmp_path, gpt2_dir):
+async def test_the_chat_panes_open_dialog_opens_a_gpt2_folder_and_shows_what_it_is(tmp_path, gpt2_dir):
     from textual.app import App
 
-    from tui_lab.app.screens.chat import ChatPane, ChatScreen
+    from tui_lab.app.screens.chat import ChatPane, ChatScreen, PickCheckpoint
 
     transformers = pytest.importorskip("transformers")
     folder = tmp_path / "gpt2-folder"  # as a Hub folder: weights, config and tokenizer.json
     transformers.GPT2LMHeadModel(transformers.GPT2Config(n_positions=32, n_embd=16, n_layer=1, n_head=2)
                                  ).save_pretrained(folder)
     gpt2_tokenizer_json(gpt2_dir, folder / "tokenizer.json")
-    app = App()
+
+    class Host(App):
+        runs_dir = tmp_path / "no-runs"
+
+    app = Host()
     async with app.run_test(size=(160, 40)) as pilot:
-        await app.push_screen(ChatScreen(folder, device="cpu"))
-        pane = app.screen.query_one(ChatPane)
+        screen = ChatScreen(None, device="cpu")
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert isinstance(app.screen, PickCheckpoint)
+        field = app.screen.query_one("#pick-path")
+        field.value = str(folder)
+        field.focus()
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if screen.panes:
+                break
+        pane = screen.query_one(ChatPane)
         for _ in range(200):
             await pilot.pause(0.05)
             if pane.generator is not None:
