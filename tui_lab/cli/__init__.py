@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, chat, experiments, export, train
+from . import bench, chat, experiments, export, importer, train
 from .queue import queue_app
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("list")(experiments.list_cmd)
 app.command("train")(train.train_cmd)
 app.command("chat")(chat.chat_cmd)
 app.command("export")(export.export_cmd)
+app.command("import")(importer.import_cmd)
 app.command("bench")(bench.bench_cmd)
 app.add_typer(queue_app, name="queue")
 

@@ -283,7 +283,7 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
         "wall_time_s": wall,
         "best_epoch": _num(at_best("epoch", "best_epoch")),
         "best_step": _num(at_best("step", "best_step")),
-        "final_train_loss": trains[-1]["train_loss"] if trains else None,
+        "final_train_loss": trains[-1]["train_loss"] if trains else _num(info.get("final_train_loss")),  # imported
         "best_val_loss": _num(best_val_loss),
         "best_val_ppl": _num(best_ppl),
         "best_val_word_ppl": _num(at_best("val_word_ppl")),

@@ -61,9 +61,13 @@ from typing import Any, Iterable
 
 from ..atomic import atomic_write_json
 
-STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
+IMPORTED = "imported"
+"""A run folder made by ``tui-lab import`` from a foreign checkpoint: no training happened here."""
+
+STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted", IMPORTED)
 """``interrupted`` is never written: it is what a reader reports for a run whose
-``run.json`` says running while its process is gone (killed, machine rebooted)."""
+``run.json`` says running while its process is gone (killed, machine rebooted).
+``imported``: see :data:`IMPORTED`."""
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
