@@ -166,6 +166,8 @@ def test_hostile_checkpoints_are_refused_by_the_cli(tmp_path):
 async def test_hostile_checkpoints_in_the_chat_pane_keep_the_app_running(tmp_path):
     from textual.app import App
 
+    from tiny import wait_until
+
     from tui_lab.app.screens.chat import ChatPane, ChatScreen
 
     cases = hostile_checkpoints(tmp_path)
@@ -178,12 +180,10 @@ async def test_hostile_checkpoints_in_the_chat_pane_keep_the_app_running(tmp_pat
         for name, (path, words) in cases.items():
             await app.push_screen(ChatScreen(path, device="cpu"))
             pane = app.screen.query_one(ChatPane)
-            for _ in range(100):
-                await pilot.pause(0.05)
-                shown = str(pane.query_one(".pane-stats").render())
-                if "cannot load" in shown:
-                    break
-            assert "cannot load" in shown and words in shown, (name, shown)
+            await wait_until(pilot, lambda: "cannot load" in str(pane.query_one(".pane-stats").render()),
+                             timeout=30, what=f"{name}: cannot load")
+            shown = str(pane.query_one(".pane-stats").render())
+            assert words in shown, (name, shown)
             await pilot.press("escape")
             await pilot.pause()
         assert app.is_running

@@ -198,17 +198,22 @@ class ChatSession:
 
     @classmethod
     def open(cls, checkpoint: Path | str, device: str = "auto", tokenizer_path: str | None = None, *,
-             use_kv_cache: bool = True, num_heads: int | None = None, **kwargs: Any) -> "ChatSession":
+             use_kv_cache: bool = True, preset: str = "completion", params: SamplingParams | None = None,
+             cpu_threads: int | None = None, **load_options: Any) -> "ChatSession":
         """Load ``checkpoint`` (a file, a run folder or an experiment folder: see
-        ``generate.engine.resolve_checkpoint``) on ``device``; imports torch.
+        ``generate.engine.resolve_checkpoint``) on ``device`` through
+        ``Generator.from_checkpoint`` (``load_options`` go to it too, e.g. ``num_heads`` for a
+        seed-script checkpoint); imports torch.
 
         Raises:
             TuiLabError: an unusable checkpoint, tokenizer or device (the message names it).
+            ValueError: an unknown preset.
         """
         from ..generate import Generator
 
-        return cls(Generator.from_checkpoint(checkpoint, device, tokenizer_path, num_heads=num_heads,
-                                             use_kv_cache=use_kv_cache), **kwargs)
+        generator = Generator.from_checkpoint(checkpoint, device, tokenizer_path, use_kv_cache=use_kv_cache,
+                                              **load_options)
+        return cls(generator, preset, params, cpu_threads=cpu_threads)
 
     @property
     def checkpoint(self) -> Path:
