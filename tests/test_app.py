@@ -21,13 +21,17 @@ from textual.widgets import DataTable
 
 from tui_lab.app.app import TuiLabApp
 from tui_lab.app.screens.main import MainScreen
-from tui_lab.app.watch import Gpu, RunState
+from tui_lab.app.gpu import Gpu
 from tui_lab.app.widgets import CurvePlot, LogTail, RunStats, SamplesView
 from tui_lab.config import load_experiments
 from tui_lab.atomic import atomic_write_json
 from tui_lab.runs import MetricsWriter, RunDir, pid_alive
+from tui_lab.runs.follow import RunFollower
 
+from conftest import wait_for
 from tiny import tiny_toml
+
+pytestmark = pytest.mark.usefixtures("no_counts")
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed times for the pictures
 
@@ -37,35 +41,6 @@ def write_config(folder: Path, steps: int = 400, names=("tiny",)) -> Path:
     path.write_text('[settings]\nruns_dir = "runs"\n\n' + "".join(
         tiny_toml(n, max_steps=steps, eval_every=20, sample_every=1, sample_prompts=["The "]) for n in names))
     return path
-
-
-@pytest.fixture
-def kill_runs():
-    """Kill every process a test left behind: training runs and queue runners (each leads its
-    own OS session, so killpg reaches its children too)."""
-    runs: list[Path] = []
-    yield runs
-    for runs_dir in runs:
-        infos = [p for p in Path(runs_dir).glob("*/*/run.json")] + [Path(runs_dir) / "queue.runner.json"]
-        for info_path in infos:
-            try:
-                pid = json.loads(info_path.read_text()).get("pid")
-            except (OSError, ValueError):
-                continue
-            if pid and pid_alive(pid):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def main_screen(app) -> MainScreen:
@@ -82,7 +57,7 @@ def snap(app):
 
 # ---------------------------------------------------------------------------- real runs
 @pytest.mark.slow
-async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_runs):
+async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_runs, plot_builds):
     """The issue's "done when": t → loss and perplexity panels update live → q → the process
     goes on → a new app shows the same run live, with its whole history, until "finished"."""
     cfg = load_experiments(write_config(tmp_path, steps=200))
@@ -97,11 +72,11 @@ async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_ru
         await wait_for(pilot, lambda: len(snap(app).series("eval", "val_ppl")[1]) >= 2, what="two evaluations")
         loss_plot = main_screen(app).query_one("#loss-plot", CurvePlot)
         ppl_plot = main_screen(app).query_one("#ppl-plot", CurvePlot)
-        draws = loss_plot.draws
+        draws = plot_builds.get("loss-plot", 0)
         n_train = len(snap(app).series("train", "train_loss")[0])
         await wait_for(pilot, lambda: len(snap(app).series("train", "train_loss")[0]) > n_train, what="more steps")
-        await pilot.pause(0.3)
-        assert loss_plot.draws > draws  # the curve was redrawn with the new points
+        await wait_for(pilot, lambda: plot_builds.get("loss-plot", 0) > draws, timeout=5,
+                       what="the curve redrawn with the new points")
         assert len(ppl_plot.series[0][1]) >= 2 and len(loss_plot.series[0][1]) > n_train
         assert "running" in stats_text(app) and "val ppl" in stats_text(app)
         await pilot.press("3")
@@ -242,7 +217,6 @@ async def test_watcher_follows_appended_metrics_and_partial_lines(tmp_path):
     writer = MetricsWriter(run.metrics_path)
     writer.write("start", step=0, total_steps=1000, num_params=31_264, device="cpu")
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         assert snap(app).status == "running"
@@ -277,7 +251,6 @@ async def test_reattach_opens_on_the_run_that_is_training(tmp_path):
     run = live_run(tmp_path / "runs", "c", "running")
     MetricsWriter(run.metrics_path).write("train", step=5, train_loss=4.0, elapsed_s=1.0)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: snap(app) is not None and snap(app).run.path == run.path, timeout=10,
                        what="the live run")
@@ -289,7 +262,7 @@ def test_run_state_reads_only_new_bytes(tmp_path):
     run = live_run(tmp_path)
     writer = MetricsWriter(run.metrics_path)
     writer.write("train", step=5, train_loss=5.0)
-    state = RunState(run)
+    state = RunFollower(run)
     assert state.poll() and state.offset > 0
     offset = state.offset
     assert not state.poll() and state.offset == offset  # nothing new, nothing changed
@@ -308,7 +281,6 @@ async def test_statuses_of_experiments(tmp_path):
     for name, status in (("c", "finished"), ("d", "stopped"), ("e", "failed"), ("f", "diverged")):
         live_run(runs, name, status)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         table = main_screen(app).query_one("#experiments", DataTable)
@@ -320,7 +292,6 @@ async def test_statuses_of_experiments(tmp_path):
 async def test_history_selection_shows_that_runs_curves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         assert snap(app).run.run_id == "20260102-000000-bbbb"  # the latest run first
@@ -337,13 +308,12 @@ async def test_history_selection_shows_that_runs_curves(tmp_path, monkeypatch):
         assert snap(app).series("eval", "val_ppl")[1][-1] < first
 
 
-async def test_keys_answer_while_a_run_streams(tmp_path):
+async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
     """Metrics arrive every 10 ms; key presses still take effect at once."""
     cfg = load_experiments(write_config(tmp_path, names=("tiny", "other")))
     run = live_run(tmp_path / "runs")
     writer = MetricsWriter(run.metrics_path)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         stop = False
@@ -367,9 +337,9 @@ async def test_keys_answer_while_a_run_streams(tmp_path):
             latencies.append(time.perf_counter() - t)
             await pilot.pause(0.2)
         plot = main_screen(app).query_one("#loss-plot", CurvePlot)
-        draws, t = plot.draws, time.monotonic()
-        await pilot.pause(1.0)
-        rate = (plot.draws - draws) / (time.monotonic() - t)
+        draws, t = plot_builds.get("loss-plot", 0), time.monotonic()
+        await pilot.pause(1.0)  # a measuring window, not a wait for something
+        rate = (plot_builds.get("loss-plot", 0) - draws) / (time.monotonic() - t)
         stop = True
         await task
         writer.close()
@@ -380,7 +350,6 @@ async def test_keys_answer_while_a_run_streams(tmp_path):
 
 async def test_footer_and_palette_list_the_keys(tmp_path):
     app = TuiLabApp(load_experiments(write_config(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         shown = {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
@@ -393,7 +362,6 @@ async def test_footer_and_palette_list_the_keys(tmp_path):
 async def test_chat_without_checkpoint_or_chat_module_notifies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         await pilot.press("c")
@@ -420,7 +388,6 @@ async def test_a_run_that_dies_before_starting_shows_failed(tmp_path, monkeypatc
 
     monkeypatch.setattr(launcher, "launch_detached", fake_launch)
     app = TuiLabApp(load_experiments(write_config(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("t")
@@ -491,7 +458,6 @@ def _snapshot_app(tmp_path, monkeypatch) -> TuiLabApp:
     monkeypatch.chdir(tmp_path)  # relative paths only, so the pictures do not depend on tmp_path
     synthetic_runs(tmp_path)
     app = TuiLabApp(load_experiments("experiments.toml"))
-    app.counts_enabled = False
     return app
 
 
@@ -522,17 +488,22 @@ def test_snapshot_results_screen(snap_compare, tmp_path, monkeypatch):
 
 
 async def test_results_screen_lists_runs_and_exports(tmp_path, monkeypatch):
+    """The table is loaded in a worker; the export dialog defaults to the runs folder and
+    says where it wrote."""
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("r")
-        await pilot.pause()
-        table = app.screen.query_one("#results", DataTable)
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: app.screen.query("#results") and app.screen.query_one("#results", DataTable)
+                       .row_count == 2, timeout=10, what="the runs table")
         await pilot.press("e")
-        await pilot.pause()
+        await wait_for(pilot, lambda: bool(app.screen.query("#ok")), timeout=5, what="the export dialog")
+        assert app.screen.query_one("#path").value == str(app.runs_dir / "results.md")
         await pilot.click("#ok")
-        await pilot.pause()
-    text = (tmp_path / "results.md").read_text()
+        written = tmp_path / "runs" / "results.md"
+        await wait_for(pilot, written.exists, timeout=5, what="the export")
+        await wait_for(pilot, lambda: any(str(written) in str(n.message) for n in app._notifications), timeout=5,
+                       what="a notification naming the file")
+    assert not (tmp_path / "results.md").exists()  # never into the working folder
+    text = written.read_text()
     assert "20260101-000000-aaaa" in text and "20260102-000000-bbbb" in text and text.startswith("| Experiment |")
