@@ -507,3 +507,205 @@ async def test_results_screen_lists_runs_and_exports(tmp_path, monkeypatch):
     assert not (tmp_path / "results.md").exists()  # never into the working folder
     text = written.read_text()
     assert "20260101-000000-aaaa" in text and "20260102-000000-bbbb" in text and text.startswith("| Experiment |")
+
+
+# ---------------------------------------------------------------------------- resize, small terminals
+RESIZES = [(120, 40), (80, 24), (60, 15), (200, 60), (75, 24), (100, 30), (120, 40), (40, 12), (220, 60),
+           (100, 24), (90, 24), (80, 24), (75, 24), (120, 40), (80, 24), (120, 40), (80, 24)]
+"""The issue's sequence (three rounds in tmux), the extremes, and width steps down at height 24."""
+
+
+async def test_resizing_while_a_log_scale_curve_streams_never_kills_the_app(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("start", step=0, total_steps=1000)
+    writer.write("eval", step=0, val_loss=16.2, val_ppl=math.exp(16.2), elapsed_s=0.0)  # one point first
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        step = 0
+        for i, (w, h) in enumerate(RESIZES):
+            step += 10
+            writer.write("train", step=step, train_loss=5.0 / (1 + step / 100), lr=1e-3, tokens_seen=step * 256,
+                         tokens_per_s=1e4, elapsed_s=step / 10)
+            writer.write("eval", step=step, val_loss=5.0 / (1 + step / 100),
+                         val_ppl=math.exp(5.0 / (1 + step / 100)), elapsed_s=step / 10, eval_s=0.1)
+            await pilot.resize_terminal(w, h)
+            for key in (str(1 + i % 5), "1"):  # a tab drawn at this size, then the curves (log scale)
+                await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, MainScreen) and app.is_running
+        await wait_for(pilot, lambda: snap(app).progress()[0] == step, timeout=10, what="the last step")
+        await pilot.resize_terminal(120, 40)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: len(main_screen(app).query_one("#ppl-plot", CurvePlot).series[0][1]) == len(RESIZES) + 1,
+                       timeout=10, what="the streamed curve")
+        for plot in main_screen(app).query(CurvePlot):
+            assert plot.error is None, plot.error
+        writer.close()
+    assert app.return_code in (None, 0)
+
+
+async def test_at_80x24_the_narrow_layout_and_at_60x15_a_sentence_instead_of_plots(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = main_screen(app)
+        assert screen.has_class("-wide")
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: screen.has_class("-narrow") and not screen.has_class("-wide"), timeout=5,
+                       what="the narrow layout")
+        assert not screen.has_class("-too-small")
+        await pilot.resize_terminal(60, 15)
+        await wait_for(pilot, lambda: screen.has_class("-too-small"), timeout=5, what="too small")
+        assert "too small for the plots" in str(screen.query_one(".too-small").render())
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: screen.has_class("-wide") and not screen.has_class("-too-small"), timeout=5,
+                       what="the wide layout back")
+
+
+async def test_keys_1_to_5_are_in_the_footer_and_the_palette(tmp_path):
+    app = TuiLabApp(load_experiments(write_config(tmp_path)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = {b.binding.key_display or b.binding.key: b.binding.description
+                 for b in app.screen.active_bindings.values() if b.binding.show}
+        assert shown.get("1-5") == "Tabs"
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        for word in ("tab", "log", "curv", "config", "sample"):
+            assert any(word in (t + " " + h).lower() for t, h in commands.items() if t.startswith("Tab ")), word
+        next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Tab 3")).callback()
+        await wait_for(pilot, lambda: main_screen(app).query_one("#tabs").active == "tab-log", timeout=5,
+                       what="the Log tab from the palette")
+
+
+async def test_processes_the_app_launched_are_reaped(tmp_path, monkeypatch):
+    """No `<defunct>` training process lingers under the app after it ends."""
+    import psutil
+    import tui_lab.runs.launcher as launcher
+
+    procs = []
+
+    def fake_launch(experiment, *, config, runs_dir, **kw):
+        run = RunDir(Path(runs_dir) / experiment / f"20260104-00000{len(procs)}-dddd")
+        run.path.mkdir(parents=True)
+        procs.append(subprocess.Popen([sys.executable, "-c", "pass"]))
+        return run, procs[-1]
+
+    monkeypatch.setattr(launcher, "launch_detached", fake_launch)
+    app = TuiLabApp(load_experiments(write_config(tmp_path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: len(procs) == 2, timeout=5, what="two launches")
+
+        def reaped() -> bool:
+            for p in procs:
+                try:
+                    if psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE:
+                        return False
+                except psutil.NoSuchProcess:
+                    continue
+            return True
+
+        await wait_for(pilot, reaped, timeout=15, what="the ended processes to be reaped (scans every 2 s)")
+        assert all(p.returncode is not None for p in procs)
+
+
+async def test_resume_shows_resuming_at_once(tmp_path, monkeypatch):
+    import tui_lab.runs.launcher as launcher
+
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs", status="stopped")
+    run.checkpoint_dir.mkdir()
+    run.train_state_path.write_bytes(b"state")
+    started = []
+
+    def fake_launch(experiment, *, config, runs_dir, resume=None, **kw):
+        # a process that takes its time to write run.json, as a real one importing torch does
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]))
+        return resume, started[-1]
+
+    monkeypatch.setattr(launcher, "launch_detached", fake_launch)
+    app = TuiLabApp(cfg)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: snap(app) is not None and snap(app).status == "stopped", timeout=10,
+                           what="the stopped run")
+            await pilot.press("R")
+            await pilot.pause()  # one frame: no waiting for the process
+            assert snap(app).status == "resuming" and "resuming" in stats_text(app)
+            runs = main_screen(app).query_one("#runs", DataTable)
+            assert "resuming" in str(runs.get_row_at(0)[1])
+            await pilot.press("R")
+            assert any("resuming already" in str(n.message) for n in app._notifications)
+            info = json.loads(run.run_path.read_text())
+            atomic_write_json(run.run_path, {**info, "status": "running"})  # the process writes that it runs
+            await wait_for(pilot, lambda: snap(app).status == "running", timeout=10, what="running")
+    finally:
+        for p in started:
+            p.kill()
+            p.wait()
+
+
+async def test_live_panel_shows_evaluation_progress(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("start", step=0, total_steps=1000)
+    writer.write("eval_start", step=0, tokens_total=258_000, elapsed_s=0.0)
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        await wait_for(pilot, lambda: "evaluating" in stats_text(app), timeout=10, what="the evaluating line")
+        writer.write("eval_progress", step=0, tokens_done=129_000, tokens_total=258_000)
+        await wait_for(pilot, lambda: "129,000/258,000" in stats_text(app), timeout=10, what="tokens done / total")
+        assert "50%" in stats_text(app)
+        writer.write("eval", step=0, val_loss=5.0, val_ppl=148.4, elapsed_s=0.0, eval_s=12.0)
+        await wait_for(pilot, lambda: "evaluating" not in stats_text(app), timeout=10, what="the evaluation's end")
+        writer.close()
+
+
+# ---------------------------------------------------------------------------- the plot widget alone
+async def test_plot_widget_survives_any_size_and_any_values():
+    """Hypothesis draws sizes and series (one point, NaN, inf, huge, negative, equal values)
+    for a log-scale and a linear plot; every build fills the panel and raises nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from textual.app import App
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("val perplexity", ylog=True, id="log")
+            yield CurvePlot("loss", id="lin")
+
+    values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e308, 1e308),
+                       st.sampled_from([0.0, -1.0, 1.0, 1e-300, 1e300, 11350021.6, 5.0]))
+    steps = st.integers(0, 10**7)
+    series = st.lists(st.tuples(steps, values), min_size=0, max_size=60).map(
+        lambda pts: (sorted(p[0] for p in pts), [p[1] for p in pts]))
+    equal = st.tuples(st.integers(1, 50), st.floats(-1e6, 1e6)).map(lambda t: (list(range(t[0])), [t[1]] * t[0]))
+    sizes = st.tuples(st.integers(0, 240), st.integers(0, 70))
+
+    app = PlotApp()
+    async with app.run_test(size=(120, 40)):
+        plots = list(app.query(CurvePlot))
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(data=st.one_of(series, equal), size=sizes, second=st.one_of(st.none(), series))
+        def check(data, size, second):
+            xs, ys = data
+            for plot in plots:
+                curves = [("a", xs, ys)] + ([("b", *second)] if second else [])
+                plot.set_series(curves, object())
+                for _ in range(2):  # a second build of the same figure (plotext's log-scale trap)
+                    strips = plot.build_strips(*size)
+                    w, h = size
+                    assert len(strips) == (h if w > 0 and h > 0 else 0)
+                    assert all(s.cell_length == w for s in strips)
+                    assert plot.error is None, plot.error
+
+        check()

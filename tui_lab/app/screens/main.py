@@ -39,6 +39,9 @@ TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "t
         "tab-detail": "Config"}
 """The right-hand tabs, on keys 1-5."""
 
+MIN_PLOT_SIZE = (70, 20)
+"""A terminal smaller than this (columns, rows) shows a sentence instead of the plots."""
+
 RESUMING = "resuming"
 """Shown for a run from the moment ``R`` launched its process until its ``run.json`` says so."""
 
@@ -106,10 +109,12 @@ class MainScreen(Screen):
                 yield ProgressBar(id="progress", show_eta=False)
                 with TabbedContent(id="tabs"):
                     with TabPane("Curves", id="tab-curves"):
+                        yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
                             yield CurvePlot("loss (nats/token)", id="loss-plot")
                             yield CurvePlot("val perplexity", ylog=True, id="ppl-plot")
-                    with TabPane("LR · tok/s", id="tab-lr"):
+                    with TabPane("LR·tok/s", id="tab-lr"):
+                        yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
                             yield CurvePlot("learning rate", id="lr-plot")
                             yield CurvePlot("tokens/s (per log window)", id="tps-plot")
@@ -140,6 +145,12 @@ class MainScreen(Screen):
         self.watcher.start()
         self.scanner.start()
         self.load_counts()
+
+    def on_resize(self, event) -> None:
+        w, h = event.size
+        self.set_class(w < MIN_PLOT_SIZE[0] or h < MIN_PLOT_SIZE[1], "-too-small")
+        for label in self.query(".too-small").results(Static):
+            label.update(too_small_text(w, h))
 
     def on_unmount(self) -> None:
         self.watcher.stop()
@@ -501,3 +512,9 @@ class MainScreen(Screen):
         runs = self.runs_of(self.highlighted_experiment())
         self.follow_latest = bool(runs) and runs[-1].run.path == path
         self.select_run(RunDir(path))
+
+
+def too_small_text(width: int | None = None, height: int | None = None) -> Text:
+    size = f" ({width}×{height})" if width and height else ""
+    return Text(f"The terminal{size} is too small for the plots: enlarge it to at least "
+                f"{MIN_PLOT_SIZE[0]}×{MIN_PLOT_SIZE[1]}.", style="dim")

@@ -23,6 +23,8 @@ REDRAW_MIN_INTERVAL_S = 0.1
 """At most ~10 redraws a second per plot, however fast data arrives."""
 MAX_POINTS = 600
 """Longer series are thinned (evenly, keeping the last point) before plotting."""
+MAX_ABS = 1e300
+"""Values beyond ±this (a diverged run's loss) are drawn at ±this, so axis arithmetic stays finite."""
 MIN_WIDTH, MIN_HEIGHT = 16, 6
 """Smaller than this (cells), the panel says the terminal is too small instead of plotting."""
 
@@ -73,12 +75,19 @@ def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 def log_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     """Ticks for a log axis given in log10 units: the round values 1, 2, 5 × 10^k inside
     [10^lo, 10^hi], thinned to about ``n``; :func:`nice_ticks` when fewer than two fit."""
-    out = [math.log10(m * 10.0 ** k) for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
+    out = [k + math.log10(m) for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
     out = [t for t in out if lo <= t <= hi]
     if len(out) < 2:
         return nice_ticks(lo, hi, n)
     stride = -(-len(out) // n)
     return out[::stride]
+
+
+def log_tick_label(t: float) -> str:
+    """The label of a log-axis tick at log10 value ``t``."""
+    if abs(t) >= 300:
+        return f"1e{round(t)}"
+    return tick_label(10.0 ** t)
 
 
 def tick_label(v: float) -> str:
@@ -148,6 +157,7 @@ class CurvePlot(PlotextPlot):
     def build_strips(self, width: int, height: int) -> list[Strip]:
         """The panel at ``width`` × ``height``: the figure, or a message when there is
         nothing to plot, the panel is too small, or plotext fails."""
+        self.error = None
         if width <= 0 or height <= 0:
             return []
         if width < MIN_WIDTH or height < MIN_HEIGHT:
@@ -157,7 +167,6 @@ class CurvePlot(PlotextPlot):
             return self._message(width, height, "no data yet")
         try:
             ansi = self._build_figure(points, width, height)
-            self.error = None
             return self._ansi_strips(ansi, width, height)
         except Exception as exc:  # plotext has many edge cases: a message, never a crash
             self.error = f"{type(exc).__name__}: {exc}"
@@ -172,6 +181,8 @@ class CurvePlot(PlotextPlot):
             pts = [(float(x), float(y)) for x, y in zip(xs, ys) if _finite(x) and _finite(y) and (not self.ylog or y > 0)]
             if self.ylog:
                 pts = [(x, math.log10(y)) for x, y in pts]
+            else:
+                pts = [(x, max(-MAX_ABS, min(MAX_ABS, y))) for x, y in pts]
             px, py = thin([p[0] for p in pts], [p[1] for p in pts], limit)
             out.append((label, px, py))
         return out
@@ -205,7 +216,7 @@ class CurvePlot(PlotextPlot):
         plt.ylim(y_lo, y_hi)
         n_y = max(2, min(5, height // 4))
         yt = log_ticks(y_lo, y_hi, n_y) if self.ylog else nice_ticks(y_lo, y_hi, n_y)
-        labels = [tick_label(10 ** t) if self.ylog else tick_label(t) for t in yt]
+        labels = [log_tick_label(t) if self.ylog else tick_label(t) for t in yt]
         plt.yticks(yt, labels)
         return plt.build()
 

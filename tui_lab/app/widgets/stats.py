@@ -100,10 +100,10 @@ class RunStats(Widget):
         parts: list = [head, grid]
         ev = snap.evaluating
         if ev is not None:
-            done = f"{ev.tokens_done:,}/{fmt_int(ev.tokens_total, '?')} tokens"
-            pct = f" ({ev.fraction:.0%})" if ev.fraction is not None else ""
-            parts.append(Text.assemble(("evaluating ", "bold yellow"), f"at step {ev.step:,}: {done}{pct}",
-                                       no_wrap=True, overflow="ellipsis"))
+            pct = f"{ev.fraction:.0%} · " if ev.fraction is not None else ""
+            parts.append(Text.assemble(("evaluating ", "bold yellow"),
+                                       f"{pct}{ev.tokens_done:,}/{fmt_int(ev.tokens_total, '?')} val tokens "
+                                       f"(step {ev.step:,})", no_wrap=True, overflow="ellipsis"))
         if snap.gpu:
             parts.append(Text(snap.gpu, style="bold" if snap.gpu.startswith("GPU ") else "dim"))
         if info.get("message") and status != "running":
