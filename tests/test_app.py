@@ -482,9 +482,25 @@ def test_snapshot_results_screen(snap_compare, tmp_path, monkeypatch):
     async def results(pilot):
         await _shown(pilot)
         await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#results")
+                       and pilot.app.screen.query_one("#results", DataTable).row_count == 2, timeout=10,
+                       what="the runs table")
         await pilot.pause(0.2)
 
     assert snap_compare(_snapshot_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=results)
+
+
+def test_snapshot_results_screen_80x24(snap_compare, tmp_path, monkeypatch):
+    """At 80 columns the key column (best val ppl) is on screen."""
+    async def results(pilot):
+        await _shown(pilot)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#results")
+                       and pilot.app.screen.query_one("#results", DataTable).row_count == 2, timeout=10,
+                       what="the runs table")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_snapshot_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=results)
 
 
 async def test_results_screen_lists_runs_and_exports(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@
   run's whole history in that thread, never in the UI's. GPU figures (:mod:`.gpu`) are
   sampled there too, for CUDA runs.
 - :class:`StoreScanner` rescans every run's ``run.json`` every :data:`SCAN_S` seconds (or at
-  once when poked) and calls ``on_scan(scan)``.
+  once when poked) and calls ``on_scan(scan)`` when anything differs from the last scan (an
+  idle store costs the UI nothing).
 
 The threads know nothing of Textual (as in Toolong, the Textual side passes callbacks that
 post messages: :mod:`.messages`), so a slow disk or a long history cannot freeze a key press.
@@ -126,12 +127,17 @@ class StoreScanner(_Loop):
         self.every_s = every_s
 
     def run(self) -> None:
+        last: tuple | None = None
         while not self._stop.is_set():
-            self._sleep(self.every_s)
+            poked = self._wake.wait(self.every_s)
+            self._wake.clear()
             if self._stop.is_set():
                 break
             try:
                 scan = scan_store(self.runs_dir)
             except Exception:  # e.g. a folder without permission: keep the last scan
                 continue
-            self._on_scan(scan)
+            same = (scan.runs, scan.queue, scan.runner)
+            if poked or same != last:  # a poke always answers (the UI may wait for it)
+                last = same
+                self._on_scan(scan)

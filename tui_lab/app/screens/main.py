@@ -92,6 +92,7 @@ class MainScreen(Screen):
         self.counts_state = "loading"
         self.watcher = RunWatcher(lambda run, snap: self.post_message(RunUpdated(run, snap)))
         self.scanner: StoreScanner | None = None
+        self._reaper: Any = None  # a 1 s timer, only while launched processes live
         self._detail_key: object = None
         self._tab_drawn: dict[str, object] = {}
 
@@ -111,13 +112,13 @@ class MainScreen(Screen):
                     with TabPane("Curves", id="tab-curves"):
                         yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
-                            yield CurvePlot("loss (nats/token)", id="loss-plot")
-                            yield CurvePlot("val perplexity", ylog=True, id="ppl-plot")
+                            yield CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot")
+                            yield CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot")
                     with TabPane("LR·tok/s", id="tab-lr"):
                         yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
-                            yield CurvePlot("learning rate", id="lr-plot")
-                            yield CurvePlot("tokens/s (per log window)", id="tps-plot")
+                            yield CurvePlot("learning rate", short_title="lr", id="lr-plot")
+                            yield CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot")
                     with TabPane("Log", id="tab-log"):
                         yield LogTail(id="log")
                     with TabPane("Samples", id="tab-samples"):
@@ -172,7 +173,7 @@ class MainScreen(Screen):
         except OSError as exc:
             self.notify(f"cannot start {name}: {exc}", severity="error", markup=False)
             return
-        self.launched_procs.append(proc)
+        self._launched(proc)
         self.follow_new_run(run, proc)
         extra = f" (beside the running {busy.run_id})" if busy else ""
         self.notify(f"started {name}{extra}: {run.path}", title="train", markup=False)
@@ -218,7 +219,7 @@ class MainScreen(Screen):
         except OSError as exc:
             self.notify(f"cannot resume: {exc}", severity="error", markup=False)
             return
-        self.launched_procs.append(proc)
+        self._launched(proc)
         self.resuming[str(run.path)] = proc
         if self.snapshot is not None and self.snapshot.run.path == run.path:
             self.snapshot = self._as_resuming(self.snapshot)
@@ -340,17 +341,28 @@ class MainScreen(Screen):
             self.scanner.poke()
 
     # ------------------------------------------------------------------ store scans
+    def _launched(self, proc: Any) -> None:
+        """Keep ``proc`` (a process this screen started) to reap it when it ends."""
+        self.launched_procs.append(proc)
+        if self._reaper is None:
+            self._reaper = self.set_interval(1.0, self.reap)
+
     def reap(self) -> None:
         """Collect the exit status of launched processes that ended (no ``<defunct>`` left
-        behind); ``poll`` never blocks."""
+        behind); ``poll`` never blocks. The timer stops when none is left."""
+        before = len(self.launched_procs) + len(self.resuming)
         self.launched_procs = [p for p in self.launched_procs if p.poll() is None]
         for key, proc in list(self.resuming.items()):
             if proc.poll() is not None:
                 del self.resuming[key]
+        if not self.launched_procs and self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
+        if len(self.launched_procs) + len(self.resuming) != before:
+            self.refresh_left()  # a run that died before writing run.json shows "failed"
 
     def apply_scan(self, scan: StoreScan) -> None:
         self.scan = scan
-        self.reap()
         on_disk = {str(s.run.path): s for runs in scan.runs.values() for s in runs}
         for key in [k for k in self.launched if k in on_disk]:
             del self.launched[key]  # its run.json is written: the scans show it from now on

@@ -122,9 +122,13 @@ class CurvePlot(PlotextPlot):
     :meth:`set_series` is given a new ``key`` (e.g. a snapshot's version), at most 10 times
     a second."""
 
-    def __init__(self, title: str, *, ylog: bool = False, xlabel: str = "step", **kwargs):
+    def __init__(self, title: str, *, ylog: bool = False, xlabel: str = "step", short_title: str | None = None,
+                 **kwargs):
+        """``short_title``: shown instead of ``title`` when the panel is too narrow for it
+        (plotext drops a title that does not fit)."""
         super().__init__(**kwargs)
         self.title = title
+        self.short_title = short_title
         self.ylog = ylog
         self.xlabel = xlabel
         self._series: list[Series] = []
@@ -195,7 +199,7 @@ class CurvePlot(PlotextPlot):
         plt.plotsize(width, height)
         plt._set_size(width, height)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
-        plt.title(self.title)
+        plt.title(self.title if len(self.title) + 4 <= width or not self.short_title else self.short_title)
         plt.xlabel(self.xlabel)
         all_x = [x for _, xs, _ in points for x in xs]
         all_y = [y for _, _, ys in points for y in ys]
