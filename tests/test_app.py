@@ -725,3 +725,34 @@ async def test_plot_widget_survives_any_size_and_any_values():
                     assert plot.error is None, plot.error
 
         check()
+
+
+# ---------------------------------------------------------------------------- one tokens/s
+@pytest.mark.slow
+async def test_tokens_per_s_agrees_in_app_exports_and_run_json(tmp_path):
+    """One definition (runs.metrics.tokens_per_second: tokens seen ÷ training seconds): the
+    app's live panel, `tui-lab export` and run.json's own figures give the same number."""
+    from tui_lab.runs.metrics import tokens_per_second
+
+    cfg_path = write_config(tmp_path, steps=30)
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg_path), "--quiet"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (run_json,) = (tmp_path / "runs").glob("tiny/*/run.json")
+    info = json.loads(run_json.read_text())
+    expected = info["tokens_seen"] / info["elapsed_s"]
+    assert tokens_per_second(info["tokens_seen"], info["elapsed_s"]) == expected
+
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "export", "--runs-dir", str(tmp_path / "runs"), "--format",
+                        "json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout) if isinstance(json.loads(r.stdout), list) else json.loads(r.stdout)["rows"]
+    assert row["tokens_per_s"] == pytest.approx(expected, rel=1e-6)
+
+    app = TuiLabApp(load_experiments(cfg_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: snap(app) is not None and snap(app).status == "finished", timeout=10,
+                       what="the finished run")
+        assert snap(app).tokens_per_s() == pytest.approx(expected, rel=1e-6)
+        await wait_for(pilot, lambda: f"tokens/s {expected:,.0f}" in stats_text(app), timeout=5,
+                       what="the panel's tokens/s")
