@@ -94,8 +94,7 @@ async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_ru
         assert snap(app2).run.path == run.path
         assert snap(app2).series("eval", "val_loss")[0][0] == 0  # the whole history, from step 0
         await wait_for(pilot, lambda: snap(app2).status == "finished", timeout=120, what="finished")
-        await pilot.pause(0.5)
-        assert "finished" in stats_text(app2)
+        await wait_for(pilot, lambda: "finished" in stats_text(app2), timeout=5, what="finished in the panel")
         await wait_for(pilot, lambda: "finished" in str(
             main_screen(app2).query_one("#experiments", DataTable).get_row("tiny")[1]), timeout=10,
             what="the list's status (rescanned every 2 s)")
@@ -232,8 +231,8 @@ async def test_watcher_follows_appended_metrics_and_partial_lines(tmp_path):
         with open(run.metrics_path, "a") as fh:
             fh.write('ss": 4.3, "time": 1.0}\n')
         await wait_for(pilot, lambda: snap(app).progress()[0] == 60, what="the completed line")
-        await pilot.pause(0.3)
-        assert "99.50" in stats_text(app) and "60/1,000" in stats_text(app)
+        await wait_for(pilot, lambda: "99.50" in stats_text(app) and "60/1,000" in stats_text(app), timeout=5,
+                       what="the panel's figures")
         assert main_screen(app).query_one("#ppl-plot", CurvePlot).series[0][2] == [99.5]
         # a resume at step 30 supersedes what came after it
         writer.write("resume", step=30, epoch=0, tokens_seen=30 * 256)
@@ -326,7 +325,7 @@ async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
                 await asyncio.sleep(0.01)
 
         task = asyncio.create_task(stream())
-        await pilot.pause(1.0)
+        await wait_for(pilot, lambda: snap(app).progress()[0] >= 20, timeout=10, what="the stream to show")
         latencies = []
         tabs = main_screen(app).query_one("#tabs")
         for key, tab in (("2", "tab-lr"), ("3", "tab-log"), ("1", "tab-curves"), ("2", "tab-lr"), ("1", "tab-curves")):
@@ -335,7 +334,7 @@ async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
             while tabs.active != tab and time.perf_counter() - t < 5:
                 await asyncio.sleep(0.002)
             latencies.append(time.perf_counter() - t)
-            await pilot.pause(0.2)
+            await pilot.pause()
         plot = main_screen(app).query_one("#loss-plot", CurvePlot)
         draws, t = plot_builds.get("loss-plot", 0), time.monotonic()
         await pilot.pause(1.0)  # a measuring window, not a wait for something
@@ -447,11 +446,8 @@ print("torch-imported", "torch" in sys.modules)
 async def _shown(pilot):
     """Wait until the watcher has delivered the selected run and the plots are drawn."""
     app = pilot.app
-    for _ in range(100):
-        if snap(app) is not None:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause(0.3)
+    await wait_for(pilot, lambda: snap(app) is not None, timeout=10, what="the selected run")
+    await pilot.pause(0.3)  # the plots' redraw throttle (0.1 s) has passed: a settled picture
 
 
 def _snapshot_app(tmp_path, monkeypatch) -> TuiLabApp:
@@ -571,14 +567,14 @@ async def test_at_80x24_the_narrow_layout_and_at_60x15_a_sentence_instead_of_plo
         screen = main_screen(app)
         assert screen.has_class("-wide")
         await pilot.resize_terminal(80, 24)
-        await wait_for(pilot, lambda: screen.has_class("-narrow") and not screen.has_class("-wide"), timeout=5,
+        await wait_for(pilot, lambda: screen.has_class("-narrow") and not screen.has_class("-wide"), timeout=20,
                        what="the narrow layout")
         assert not screen.has_class("-too-small")
         await pilot.resize_terminal(60, 15)
-        await wait_for(pilot, lambda: screen.has_class("-too-small"), timeout=5, what="too small")
+        await wait_for(pilot, lambda: screen.has_class("-too-small"), timeout=20, what="too small")
         assert "too small for the plots" in str(screen.query_one(".too-small").render())
         await pilot.resize_terminal(120, 40)
-        await wait_for(pilot, lambda: screen.has_class("-wide") and not screen.has_class("-too-small"), timeout=5,
+        await wait_for(pilot, lambda: screen.has_class("-wide") and not screen.has_class("-too-small"), timeout=20,
                        what="the wide layout back")
 
 
