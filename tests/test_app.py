@@ -752,3 +752,31 @@ async def test_tokens_per_s_agrees_in_app_exports_and_run_json(tmp_path):
         assert snap(app).tokens_per_s() == pytest.approx(expected, rel=1e-6)
         await wait_for(pilot, lambda: f"tokens/s {expected:,.0f}" in stats_text(app), timeout=5,
                        what="the panel's tokens/s")
+
+
+async def test_plot_axes_one_point_and_integer_step_ticks():
+    """One point: a window of one step after it (no x from -1.00 to 1.00) and a y range around
+    it; steps are labelled with whole numbers (no 62.5)."""
+    import re
+
+    from textual.app import App
+
+    from tui_lab.app.widgets.plots import int_ticks
+
+    assert all(isinstance(t, int) for t in int_ticks(0, 250)) and int_ticks(0, 250)[-1] >= 250 - 50
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("val perplexity", ylog=True, id="log")
+
+    app = PlotApp()
+    async with app.run_test(size=(60, 20)):
+        plot = app.query_one(CurvePlot)
+        plot.set_series([("val ppl", [0], [11350021.6])], 1)
+        text = "\n".join(s.text for s in plot.build_strips(60, 20))
+        x_labels = text.strip().split("\n")[-2].split()
+        assert x_labels == ["0", "1"] and "-1" not in text and "1.00e+07" in text
+        plot.set_series([("val ppl", [0, 125, 250], [1000.0, 300.0, 120.0])], 2)
+        text = "\n".join(s.text for s in plot.build_strips(60, 20))
+        x_labels = text.strip().split("\n")[-2].split()
+        assert x_labels and all(re.fullmatch(r"[\d,]+", t) for t in x_labels), x_labels
