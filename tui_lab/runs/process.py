@@ -2,7 +2,8 @@
 
 psutil works on Linux, macOS and Windows alike (no ``/proc`` parsing), so the check that
 a pid was not reused by another process — comparing the process creation time with the
-one recorded when the run started — works everywhere the README promises.
+one recorded when the run started — works everywhere the README promises. psutil is imported
+on first use (not at the app's start-up: a store with no live run never needs it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-
-import psutil
 
 CREATE_TIME_TOLERANCE_S = 0.05
 """psutil derives creation times from clock ticks (10 ms on Linux): a recorded time within
@@ -21,6 +20,8 @@ this many seconds is the same process."""
 def create_time(pid: int | None = None) -> float | None:
     """The creation time of process ``pid`` (this process by default) in Unix seconds, or
     None when there is no such process or it cannot be read."""
+    import psutil
+
     try:
         return psutil.Process(os.getpid() if pid is None else pid).create_time()
     except (psutil.Error, OSError, ValueError):
@@ -29,6 +30,8 @@ def create_time(pid: int | None = None) -> float | None:
 
 def _ticks_since_boot(created: float) -> int:
     """A creation time as Linux clock ticks since boot (how ``run.json`` format 1 stored it)."""
+    import psutil
+
     return round((created - psutil.boot_time()) * os.sysconf("SC_CLK_TCK"))
 
 
@@ -44,6 +47,8 @@ def pid_alive(pid: int | None, proc_start: float | int | None = None, *, ticks: 
     """
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
