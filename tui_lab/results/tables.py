@@ -24,7 +24,7 @@ from typing import Any
 
 from ..runs.find import all_runs, first_start, order_runs, resolve_run
 from ..runs.metrics import perplexity, tokens_per_second
-from ..runs.store import RunDir, load_history
+from ..runs.store import RunDir, is_live, load_history
 
 KINDS = ("str", "int", "float", "hash")
 """Column kinds: ``int`` and ``float`` are numbers (right-aligned, thousands separators in
@@ -199,7 +199,11 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
     train_tokens = _num(info.get("train_tokens"))
     steps_per_epoch = _num(info.get("steps_per_epoch"))
     epochs = steps / steps_per_epoch if steps is not None and steps_per_epoch else _num(info.get("epoch"))
-    training_s = _max(info.get("elapsed_s"), *(e.get("elapsed_s") for e in events))
+    if not is_live(info.get("status")) and _num(info.get("elapsed_s")) and _num(info.get("tokens_seen")) is not None:
+        # an ended run: run.json's own figures (events round elapsed_s to the millisecond)
+        tps = tokens_per_second(info["tokens_seen"], info["elapsed_s"])
+    else:
+        tps = tokens_per_second(tokens_seen, _max(info.get("elapsed_s"), *(e.get("elapsed_s") for e in events)))
     device = str(info.get("device") or "")
     cost = None
     price = _num(price_per_gpu_hour) or 0.0
@@ -231,7 +235,7 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
         "best_val_word_ppl": _num(at_best("val_word_ppl")),
         "chinchilla_ratio": tokens_seen / params if tokens_seen is not None and params else None,
         "chinchilla_ratio_epoch": train_tokens / params if train_tokens is not None and params else None,
-        "tokens_per_s": tokens_per_second(tokens_seen, training_s),
+        "tokens_per_s": tps,
         "device": info.get("device_name") or info.get("device"),
         "status": info.get("status"),
         "cost_usd": cost,
