@@ -92,3 +92,82 @@ def tiny_checkpoint(tmp_path):
         return path
 
     return make
+
+
+# ---------------------------------------------------------------------------- runs and the app
+async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition", step_s: float = 0.05):
+    """Let the app run until ``predicate()`` holds; fails naming ``what`` after ``timeout`` s.
+    (A wait on a condition, not a fixed pause: it returns as soon as the condition holds.)"""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(step_s)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition", step_s: float = 0.02):
+    """The same for plain threads and processes (no event loop)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step_s)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def kill_runs():
+    """Kill every process a test left behind: training runs and queue runners (each leads its
+    own OS session, so killpg reaches its children too). Append the runs folders to the list."""
+    import json
+    import signal
+
+    from tui_lab.runs import pid_alive
+
+    runs: list[Path] = []
+    yield runs
+    for runs_dir in runs:
+        infos = [p for p in Path(runs_dir).glob("*/*/run.json")] + [Path(runs_dir) / "queue.runner.json"]
+        for info_path in infos:
+            try:
+                pid = json.loads(info_path.read_text()).get("pid")
+            except (OSError, ValueError):
+                continue
+            if pid and pid_alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+@pytest.fixture
+def no_counts(monkeypatch):
+    """The app without its ``tui-lab list --json`` subprocess (exact parameter counts): the
+    counts come back empty at once, so pictures and timings do not depend on it."""
+    from tui_lab.app import counts
+
+    async def empty(config):
+        return {}
+
+    monkeypatch.setattr(counts, "experiment_counts", empty)
+
+
+@pytest.fixture
+def plot_builds(monkeypatch):
+    """How many times each plot (by widget id) built its figure: ``{id: count}``."""
+    from tui_lab.app.widgets.plots import CurvePlot
+
+    builds: dict[str, int] = {}
+    original = CurvePlot.build_strips
+
+    def counted(self, width, height):
+        builds[self.id or "?"] = builds.get(self.id or "?", 0) + 1
+        return original(self, width, height)
+
+    monkeypatch.setattr(CurvePlot, "build_strips", counted)
+    return builds

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import LOG_FILE, RunDir, new_run_id, pid_alive
+from .store import LOG_FILE, RunDir, Status, create_run, process_alive
 
 
 def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str | None = None,
@@ -46,8 +46,7 @@ def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides:
     if resume is not None:
         run = resume
     else:
-        run = RunDir(Path(runs_dir) / experiment / new_run_id())
-        run.path.mkdir(parents=True)
+        run = create_run(runs_dir, experiment)
     log = open(run.path / LOG_FILE, "ab")
     cmd = train_command(experiment, config=Path(config).resolve(), runs_dir=Path(runs_dir).resolve(),
                         run_id=None if resume else run.run_id, overrides=overrides, device=device,
@@ -66,7 +65,7 @@ def stop_run(run: RunDir, sig: int = signal.SIGTERM) -> bool:
     """
     info = run.read_run()
     pid = info.get("pid")
-    if info.get("status") != "running" or not pid_alive(pid, info.get("proc_start")):
+    if info.get("status") != Status.RUNNING or not process_alive(info):
         return False
     try:
         os.kill(pid, sig)

@@ -26,7 +26,8 @@ from ..config import Experiment, experiment_to_table, validate_experiment
 from ..errors import TuiLabError
 from ..atomic import atomic_write_json
 from ..runs.metrics import perplexity
-from ..runs.store import MetricsWriter, RunDir, _proc_start_ticks, create_run, git_commit
+from ..runs.process import create_time, git_commit
+from ..runs.store import RUN_FORMAT, MetricsWriter, RunDir, create_run
 from ..models.checkpoint import read_checkpoint, save_weights
 from .state import load_train_state, save_train_state
 from .distributed import (DistContext, any_rank, broadcast_from_main, init_distributed, local_main_first,
@@ -239,7 +240,7 @@ class Trainer:
         self._attempt_t0 = time.perf_counter()
         self._update_run(
             experiment=exp.name, run_id=run.run_id, status="running", pid=os.getpid(),
-            proc_start=_proc_start_ticks(os.getpid()), host=socket.gethostname(), device=str(dev),
+            proc_start=create_time(), host=socket.gethostname(), device=str(dev),
             device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
             started_at=prior.get("started_at") or now_unix, resumed_at=now_unix if self.resume else None,
             attempts=int(prior.get("attempts") or 1) + 1 if self.resume else 1,
@@ -477,9 +478,9 @@ def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) 
     """Create the run folder for a new run and save the resolved config in it."""
     run = create_run(runs_dir, exp.name, run_id)
     atomic_write_json(run.config_path, experiment_to_table(exp))
-    atomic_write_json(run.run_path, {"experiment": exp.name, "run_id": run.run_id, "status": "starting",
+    atomic_write_json(run.run_path, {"format": RUN_FORMAT, "experiment": exp.name, "run_id": run.run_id, "status": "starting",
                                      "created_at": time.time(), "pid": os.getpid(),
-                                     "proc_start": _proc_start_ticks(os.getpid()), "host": socket.gethostname()})
+                                     "proc_start": create_time(), "host": socket.gethostname()})
     return run
 
 
