@@ -12,7 +12,8 @@ import torch
 from tui_lab.config import load_experiments
 from tui_lab.runs import RunDir, load_history
 from tui_lab.models.checkpoint import CheckpointError, load_model
-from tui_lab.train.trainer import Trainer, start_run
+from tui_lab.train.loop import Trainer
+from tui_lab.train.setup import start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,33 +66,14 @@ def check_cmd(
         raise typer.Exit(1)
 
 
-def experiment_rows(cfg) -> list[dict[str, Any]]:
-    """One row per experiment: kind, exact parameter count, data, cached token counts."""
-    from ..data import cached_token_counts
-    from ..models.counting import count_parameters_of_config
-
-    rows = []
-    for name, exp in cfg.experiments.items():
-        n_params = count_parameters_of_config(exp.model)
-        d = exp.data
-        dataset = d.path or (f"{d.dataset}/{d.config}" if d.config else d.dataset)
-        counts = cached_token_counts(d, "train")
-        train_tokens = counts["n_tokens"] if counts else None
-        rows.append({
-            "name": name, "kind": exp.model.kind, "num_params": n_params, "dataset": dataset,
-            "tokenizer": d.tokenizer, "train_tokens": train_tokens,
-            "chinchilla_ratio": round(train_tokens / n_params, 3) if train_tokens else None,
-            "description": exp.description,
-        })
-    return rows
-
-
 def list_cmd(
     config: Optional[Path] = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
 ) -> None:
     """List the experiments: model kind, exact parameter count, dataset, tokenizer, tokens, D/N."""
     cfg = load_config(config)
+    from ..train.catalog import experiment_rows
+
     rows = experiment_rows(cfg)
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -146,6 +146,12 @@ def _proc_start_ticks(pid: int) -> int | None:
         return None
 
 
+def proc_start_ticks(pid: int) -> int | None:
+    """Public: the start time of process ``pid`` as recorded in ``run.json``'s ``proc_start``
+    (compared by :func:`pid_alive` to tell a reused pid)."""
+    return _proc_start_ticks(pid)
+
+
 def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
     """Whether process ``pid`` (started at ``proc_start`` ticks, if known) still runs here."""
     if not pid or pid <= 0:
