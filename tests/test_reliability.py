@@ -21,9 +21,10 @@ from tui_lab.models.checkpoint import load_model
 from tui_lab.train.state import load_train_state
 
 from tiny import tiny_toml
+from waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-
+FAULT_ENTRY = str(Path(__file__).resolve().parent / "fault_entry.py")
 
 
 def config(tmp_path: Path, steps: int = 100000, eval_every: int = 10) -> Path:
@@ -32,21 +33,16 @@ def config(tmp_path: Path, steps: int = 100000, eval_every: int = 10) -> Path:
     return path
 
 
-def train_proc(cfg: Path, runs: Path, run_id: str, *extra: str, env=None, preexec=None) -> subprocess.Popen:
+def train_proc(cfg: Path, runs: Path, run_id: str, *extra: str, env=None, preexec=None,
+               nan_step: int | None = None) -> subprocess.Popen:
+    """``tui-lab train tiny`` in its own session; ``nan_step``: through tests/fault_entry.py
+    with a NaN loss injected at that step."""
+    entry = [FAULT_ENTRY, "--nan-step", str(nan_step)] if nan_step else ["-m", "tui_lab"]
     return subprocess.Popen(
-        [sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir", str(runs),
+        [sys.executable, *entry, "train", "tiny", "--config", str(cfg), "--runs-dir", str(runs),
          "--run-id", run_id, "--quiet", "--device", "cpu", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, **(env or {})}, preexec_fn=preexec)
-
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def eval_steps(run: RunDir) -> list[int]:
@@ -84,10 +80,9 @@ def test_kill_9_at_random_moments_never_corrupts_and_resumes(tmp_path):
             ckpt_step = state["progress"]["step"]
             if trial % 5 == 1:
                 resumed += 1
-                r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg),
-                                    "--resume", str(run.path), "--quiet", "--device", "cpu"],
-                                   capture_output=True, text=True, timeout=300,
-                                   env={**os.environ, "TUI_LAB_FAULT_NAN_STEP": str(ckpt_step + 21)})
+                r = subprocess.run([sys.executable, FAULT_ENTRY, "--nan-step", str(ckpt_step + 21), "train", "tiny",
+                                    "--config", str(cfg), "--resume", str(run.path), "--quiet", "--device", "cpu"],
+                                   capture_output=True, text=True, timeout=300)
                 assert r.returncode == 1 and run.read_run()["status"] == "diverged", r.stderr  # ended by the NaN
                 steps = [e["step"] for e in load_history(run) if e["event"] == "train"]
                 assert steps == sorted(set(steps)), "step numbering must continue without repeats"
@@ -106,7 +101,7 @@ def test_sigint_and_sigterm_stop_gracefully_with_a_checkpoint(tmp_path, sig):
     wait_until(lambda: any(e["event"] == "train" for e in read_jsonl(run.metrics_path)[0]), 90, "training")
     os.kill(p.pid, sig)
     out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+    assert p.returncode == (130 if sig == signal.SIGINT else 0), err  # Ctrl-C: 130, so scripts can tell
     info = run.read_run()
     assert info["status"] == "stopped" and "stopped by signal" in info["message"]
     state = load_train_state(run.checkpoint_dir / "last.state.pt")
@@ -131,11 +126,10 @@ def test_sighup_to_the_app_leaves_training_running(tmp_path):
     os.killpg(app_like.pid, signal.SIGHUP)
     app_like.wait(timeout=10)
     assert app_like.returncode == -signal.SIGHUP
-    time.sleep(1.0)
+    step = run.read_run().get("step") or 0
+    wait_until(lambda: (run.read_run().get("step") or 0) > step, 60, "progress after the hang-up")
     info = run.read_run()
     assert info["status"] == "running" and pid_alive(info["pid"], info.get("proc_start"))
-    step = info.get("step") or 0
-    wait_until(lambda: (run.read_run().get("step") or 0) > step, 60, "progress after the hang-up")
     assert stop_run(run)
     assert wait_for_status(run, ("stopped",), 60) == "stopped"
 
@@ -144,7 +138,7 @@ def test_sighup_to_the_app_leaves_training_running(tmp_path):
 def test_nan_loss_stops_the_run_as_diverged_keeping_the_last_good_checkpoint(tmp_path):
     cfg = config(tmp_path, steps=1000, eval_every=10)
     runs = tmp_path / "runs"
-    p = train_proc(cfg, runs, "r", env={"TUI_LAB_FAULT_NAN_STEP": "23"})
+    p = train_proc(cfg, runs, "r", nan_step=23)
     out, err = p.communicate(timeout=300)
     run = RunDir(runs / "tiny" / "r")
     info = run.read_run()
@@ -205,10 +199,12 @@ def test_two_runs_at_once_write_separate_folders(tmp_path):
 def test_cuda_out_of_memory_fails_the_run_with_a_message_naming_the_batch_size(tmp_path, monkeypatch):
     """A real torch.cuda.OutOfMemoryError raised from the forward pass (no GPU here)."""
     from tui_lab.config import load_experiments
-    from tui_lab.train import trainer as trainer_mod
+    from tui_lab.train.errors import RunFailed
+    from tui_lab.train.loop import Trainer
+    from tui_lab.train.setup import start_run
 
     exp = load_experiments(config(tmp_path, steps=50)).get("tiny")
-    run = trainer_mod.start_run(exp, tmp_path / "runs")
+    run = start_run(exp, tmp_path / "runs")
     import tui_lab.models as models
 
     original = models.build_model
@@ -228,8 +224,8 @@ def test_cuda_out_of_memory_fails_the_run_with_a_message_naming_the_batch_size(t
         return model
 
     monkeypatch.setattr(models, "build_model", build_oom)
-    t = trainer_mod.Trainer(exp, run, torch.device("cpu"))
-    with pytest.raises(trainer_mod.RunFailed, match="batch_size 4"):
+    t = Trainer(exp, run, torch.device("cpu"))
+    with pytest.raises(RunFailed, match="batch_size 4"):
         t.train()
     info = run.read_run()
     assert info["status"] == "failed" and "lower train.batch_size" in info["message"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+TINY_MODEL = dict(kind="gpt", vocab_size=256, max_seq_len=32, d_model=32, num_heads=4, d_ff=64, num_layers=1)
+"""The tiny model config of the unit tests (byte vocabulary, 1 layer)."""
+
 TRAIN_DEFAULTS = dict(batch_size=4, max_steps=100, eval_every=10, eval_max_tokens=2048, log_every=5, lr=1e-3)
 
 

@@ -61,6 +61,8 @@ class TrainBar:
         self.eval_tokens: tuple[int, int] | None = None
         self.last_eval_s: float | None = None
         self.train_info = ""
+        self.evaluated_step = 0  # the step of the last finished evaluation (or the resumed step)
+        self.eval_step = 0
 
     # ---------------------------------------------------------------- figures
     def elapsed(self) -> float:
@@ -91,7 +93,10 @@ class TrainBar:
             if train_s <= 0:
                 return None
             left += steps_left * train_s / (self.step - self.step0)
-        evals_left = self.evaluations_after(self.step, self.total, self.eval_every, self.steps_per_epoch)
+        # evaluations after the last finished one (the running one is counted above)
+        evals_left = self.evaluations_after(self.evaluated_step, self.total, self.eval_every, self.steps_per_epoch)
+        if self.eval_started is not None and evals_left and self.eval_step > self.evaluated_step:
+            evals_left -= 1
         if evals_left:
             if self.last_eval_s is None:
                 return None
@@ -127,6 +132,7 @@ class TrainBar:
             if self.run is not None:
                 self.steps_per_epoch = self.run.read_run().get("steps_per_epoch")
             self.task = self.live.add_task("train", total=self.total, completed=self.step, info="")
+            self.evaluated_step = self.step
             if ev == "resume":
                 self.step0, self.t_train0 = self.step, now
         if self.task is None:
@@ -137,7 +143,7 @@ class TrainBar:
             rate = tokens_per_second(e.get("tokens_seen"), e.get("elapsed_s"))
             self.train_info = (f"loss {loss:.4f}  {rate or 0:,.0f} tok/s" if loss is not None else "loss nan")
         elif ev == "eval_start":
-            self.step = e["step"]
+            self.step = self.eval_step = e["step"]
             self.eval_started = now
             self.eval_tokens = (0, e["tokens_total"]) if e.get("tokens_total") else None
         elif ev == "eval_progress":
@@ -149,6 +155,7 @@ class TrainBar:
                     self.eval_time += spent
             self.last_eval_s = float(e.get("eval_s") or (now - self.eval_started if self.eval_started else 0.0))
             self.eval_started, self.eval_tokens = None, None
+            self.evaluated_step = e["step"]
             if self.t_train0 is None:  # the step-0 evaluation: training starts now
                 self.step0, self.t_train0 = e["step"], now
             self.last_val = f"val ppl {e['val_ppl']:,.2f}"
