@@ -22,6 +22,7 @@ from tui_lab.atomic import atomic_write_json
 from tui_lab.runs import RunDir, queue
 
 from tiny import tiny_toml
+from waits import wait_until
 
 
 @pytest.fixture
@@ -129,10 +130,8 @@ def test_only_one_runner_at_a_time(tmp_path, cfg, monkeypatch):
     queue.add(runs, "second", cfg)
     first = threading.Thread(target=queue.run_queue, args=(runs, 0.05))
     first.start()
-    deadline = time.monotonic() + 5
-    while not queue.runner_alive(runs) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert queue.runner_alive(runs) and queue.runner_info(runs)["pid"] == os.getpid()
+    wait_until(lambda: queue.runner_alive(runs), 5, "the first runner to take the lock", poll_s=0.02)
+    assert queue.runner_info(runs)["pid"] == os.getpid()
     assert queue.run_queue(runs, poll_s=0.05) == 0  # the lock is taken: a second runner leaves at once
     first.join()
     assert [e for e, _, _ in log] == ["first", "second"]
@@ -201,19 +200,15 @@ def test_cli_queue_trains_for_real_and_outlives_its_starter(tmp_path, cfg):
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert "started the queue runner" in r.stdout
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
+        def both_finished() -> bool:
             infos = [json.loads(p.read_text()) for p in runs.glob("*/*/run.json")]
-            if len(infos) == 2 and all(i.get("status") == "finished" for i in infos):
-                break
-            time.sleep(0.5)
+            return len(infos) == 2 and all(i.get("status") == "finished" for i in infos)
+
+        wait_until(both_finished, 150, "both queued runs to finish", poll_s=0.2)
         infos = sorted((json.loads(p.read_text()) for p in runs.glob("*/*/run.json")), key=lambda i: i["started_at"])
         assert [(i["experiment"], i["status"]) for i in infos] == [("first", "finished"), ("second", "finished")]
         assert infos[0]["ended_at"] <= infos[1]["started_at"]
-        deadline = time.monotonic() + 10
-        while queue.runner_alive(runs) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not queue.runner_alive(runs)
+        wait_until(lambda: not queue.runner_alive(runs), 10, "the runner to leave", poll_s=0.1)
         assert "queue empty after 2 run(s)" in (runs / "queue.log").read_text()
     finally:
         info = queue.runner_info(runs)

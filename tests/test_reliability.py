@@ -3,6 +3,8 @@ at once, out of memory; every fault must lose nothing a user can resume from."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import resource
@@ -229,3 +231,73 @@ def test_cuda_out_of_memory_fails_the_run_with_a_message_naming_the_batch_size(t
         t.train()
     info = run.read_run()
     assert info["status"] == "failed" and "lower train.batch_size" in info["message"]
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size_bytes: int):
+    """A real, small file system (tmpfs of ``size_bytes``) mounted at ``path``; skips with the
+    reason where this test may not mount (not root, no CAP_SYS_ADMIN); always unmounted."""
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs root to mount a small tmpfs (mount -t tmpfs)")
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {r.stderr.strip() or r.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes the files under ``folder`` take, each rounded up to 4 KiB pages (as tmpfs counts)."""
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in folder.rglob("*") if p.is_file())
+
+
+def assert_failed_for_a_full_disk(run: RunDir, r: subprocess.CompletedProcess) -> dict:
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "the disk is full" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    info = json.loads(run.run_path.read_text())  # still valid JSON
+    assert info["status"] == "failed" and "the disk is full" in info["message"], info
+    assert run.read_run()["status"] == "failed"
+    return info
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_during_checkpointing_fails_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    cfg = config(tmp_path, steps=1000, eval_every=10)
+    # measure what a run folder holds after its first checkpoint (step 10) ...
+    sizing = tmp_path / "sizing"
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir",
+                        str(sizing), "--run-id", "r", "--quiet", "--device", "cpu", "--set", "train.max_steps=10"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    first = folder_bytes(sizing / "tiny" / "r")
+    weights = (sizing / "tiny" / "r" / "checkpoints" / "last.safetensors").stat().st_size
+    # ... and give the next run that, the space reserve and less than one more weights file
+    with small_tmpfs(tmp_path / "disk", first + 64 * 1024 + weights // 2) as disk:
+        run = RunDir(disk / "runs" / "tiny" / "r")
+        r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir",
+                            str(disk / "runs"), "--run-id", "r", "--quiet", "--device", "cpu"],
+                           capture_output=True, text=True, timeout=300)
+        info = assert_failed_for_a_full_disk(run, r)
+        assert info["step"] >= 10
+        model, meta = load_model(run.checkpoint_dir / "last.safetensors")  # the previous checkpoint loads
+        assert meta["step"] == load_train_state(run.train_state_path)["progress"]["step"] >= 10
+        assert not [p.name for p in run.checkpoint_dir.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_during_metrics_appends_fails_the_run(tmp_path):
+    path = tmp_path / "experiments.toml"
+    path.write_text(tiny_toml(max_steps=100000, eval_every=0, log_every=1, eval_max_tokens=256))
+    with small_tmpfs(tmp_path / "disk", 128 * 1024) as disk:  # the reserve (64 KiB) + a few pages
+        run = RunDir(disk / "runs" / "tiny" / "r")
+        r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(path), "--runs-dir",
+                            str(disk / "runs"), "--run-id", "r", "--quiet", "--device", "cpu"],
+                           capture_output=True, text=True, timeout=300)
+        info = assert_failed_for_a_full_disk(run, r)
+        assert "metrics.jsonl write failed" in info["message"]
+        events, _ = read_jsonl(run.metrics_path)  # whole lines up to the fault, readable
+        assert events[0]["event"] == "start" and any(e["event"] == "train" for e in events)

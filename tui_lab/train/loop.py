@@ -167,6 +167,8 @@ class Trainer:
             return None, None
         self._emit("start", step=0, total_steps=self.total, num_params=n_params, device=str(dev),
                    train_tokens=int(len(self.data.train_ids)), val_tokens=int(len(self.data.val_ids)))
+        if self.stop_requested:  # Ctrl-C while tokenizing: stop before the first evaluation
+            return "stopped", "stopped by signal before the first step"
         finite, _ = self._evaluate_all_ranks(save=False)
         if not finite:
             return "diverged", "non-finite validation loss at initialisation"
