@@ -124,6 +124,9 @@ class TrainBar:
     def __call__(self, e: dict[str, Any]) -> None:
         ev = e["event"]
         now = time.monotonic()
+        if ev in ("start", "resume") and self.tok_task is not None:  # tokenizing is over: drop its row
+            self.live.remove_task(self.tok_task)
+            self.tok_task = None
         if ev in ("start", "resume") and self.task is None:
             self.total = e.get("total_steps")
             self.step = e.get("step", 0)
