@@ -57,7 +57,9 @@ def test_the_bar_shows_evaluation_progress_and_an_eta_with_the_evaluations_to_co
     elapsed.append(b.elapsed())
     # 30 steps at 1 step/s + 4 evaluations (10, 20, 30, 40) of 8 s each
     assert b.eta() == pytest.approx(30 + 4 * 8)
-    b({"event": "eval_start", "step": 10, "tokens_total": 4000, "elapsed_s": 10.0})
+    now.t += 2  # no event for 2 s: the estimate counts down instead of growing
+    assert b.eta() == pytest.approx(30 + 4 * 8 - 2)
+    b({"event": "eval_start", "step": 10, "tokens_total": 4000, "elapsed_s": 12.0})
     now.t += 4
     b({"event": "eval_progress", "step": 10, "tokens_done": 2000, "tokens_total": 4000})
     elapsed.append(b.elapsed())

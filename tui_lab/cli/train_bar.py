@@ -61,6 +61,8 @@ class TrainBar:
         self.eval_tokens: tuple[int, int] | None = None
         self.last_eval_s: float | None = None
         self.train_info = ""
+        self.step_s: float | None = None  # measured seconds per step (evaluations excluded)
+        self.t_step: float | None = None  # when the latest train event came
         self.evaluated_step = 0  # the step of the last finished evaluation (or the resumed step)
         self.eval_step = 0
 
@@ -86,13 +88,11 @@ class TrainBar:
                 return None
         steps_left = self.total - self.step
         if steps_left > 0:
-            if self.t_train0 is None or self.step0 is None or self.step <= self.step0:
+            if self.step_s is None:
                 return None
-            in_eval = (now - self.eval_started) if self.eval_started is not None else 0.0
-            train_s = (now - self.t_train0) - self.eval_time - in_eval
-            if train_s <= 0:
-                return None
-            left += steps_left * train_s / (self.step - self.step0)
+            # steps left at the measured rate, less the training time since the last train event
+            since = 0.0 if self.eval_started is not None or self.t_step is None else now - self.t_step
+            left += max(steps_left * self.step_s - since, 0.0)
         # evaluations after the last finished one (the running one is counted above)
         evals_left = self.evaluations_after(self.evaluated_step, self.total, self.eval_every, self.steps_per_epoch)
         if self.eval_started is not None and evals_left and self.eval_step > self.evaluated_step:
@@ -142,6 +142,11 @@ class TrainBar:
             return
         if ev == "train":
             self.step = e["step"]
+            if self.t_train0 is not None and self.step0 is not None and self.step > self.step0:
+                train_s = (now - self.t_train0) - self.eval_time
+                if train_s > 0:
+                    self.step_s = train_s / (self.step - self.step0)
+            self.t_step = now
             loss = e.get("train_loss")
             rate = tokens_per_second(e.get("tokens_seen"), e.get("elapsed_s"))
             self.train_info = (f"loss {loss:.4f}  {rate or 0:,.0f} tok/s" if loss is not None else "loss nan")
