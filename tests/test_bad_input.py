@@ -14,6 +14,8 @@ import torch
 from tui_lab.models import build_model
 from tui_lab.models.checkpoint import save_weights
 
+from tiny import TINY_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = """[experiments.tiny]
@@ -126,7 +128,7 @@ def test_every_integer_train_key_has_a_sane_upper_bound(tmp_path, key):
 
 
 # ---------------------------------------------------------------------------- checkpoints
-CFG = dict(kind="gpt", vocab_size=256, max_seq_len=32, d_model=32, num_heads=4, d_ff=64, num_layers=1)
+CFG = TINY_MODEL  # tests/tiny.py: the shared tiny model config
 
 
 def hostile_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
