@@ -1,4 +1,10 @@
-"""Shared fixtures: the offline data in ../shared/data, and a per-session token cache."""
+"""Shared fixtures: the offline data in ../shared/data, a per-session token cache, the tiny
+experiment / model / checkpoint (tests/tiny.py; waits on conditions: tests/waits.py).
+
+Markers (registered in pyproject.toml): ``slow`` (a real training run or a subprocess that
+takes more than a few seconds), ``needs_data`` (skipped here with the reason when
+../shared/data is absent), ``gpu`` (skipped with the reason when CUDA is not available).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,46 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SKIP_REASON = "../shared/data not found: offline WikiText-2 / GPT-2 BPE copies are needed for this test"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``needs_data`` and ``gpu`` tests skip with the reason, not inside their bodies."""
+    no_data = pytest.mark.skip(reason=SKIP_REASON) if not SHARED_DATA.is_dir() else None
+    no_gpu = None
+    if any(item.get_closest_marker("gpu") for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            no_gpu = pytest.mark.skip(reason="no CUDA device on this machine (a gpu test)")
+    for item in items:
+        if no_data and item.get_closest_marker("needs_data"):
+            item.add_marker(no_data)
+        if no_gpu and item.get_closest_marker("gpu"):
+            item.add_marker(no_gpu)
+
+
+from tiny import TINY_MODEL  # noqa: E402  (tests/ is on sys.path: pytest's rootdir conftest)
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    """An experiments file with the tiny experiment ``tiny`` (tests/tiny.py) in ``tmp_path``."""
+    from tiny import tiny_toml
+
+    path = tmp_path / "experiments.toml"
+    path.write_text(tiny_toml())
+    return path
+
+
+@pytest.fixture
+def tiny_model():
+    """A freshly built tiny GPT (:data:`TINY_MODEL`), seeded, in eval mode."""
+    import torch
+
+    from tui_lab.models import build_model
+
+    torch.manual_seed(0)
+    return build_model(TINY_MODEL).eval()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,29 +141,6 @@ def tiny_checkpoint(tmp_path):
 
 
 # ---------------------------------------------------------------------------- runs and the app
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition", step_s: float = 0.05):
-    """Let the app run until ``predicate()`` holds; fails naming ``what`` after ``timeout`` s.
-    (A wait on a condition, not a fixed pause: it returns as soon as the condition holds.)"""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(step_s)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition", step_s: float = 0.02):
-    """The same for plain threads and processes (no event loop)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step_s)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture

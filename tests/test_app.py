@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from tui_lab.atomic import atomic_write_json
 from tui_lab.runs import MetricsWriter, RunDir, pid_alive
 from tui_lab.runs.follow import RunFollower
 
-from conftest import wait_for
+from waits import wait_for
 from tiny import tiny_toml
 
 pytestmark = pytest.mark.usefixtures("no_counts")
@@ -335,7 +334,7 @@ async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
                 await asyncio.sleep(0.002)
             latencies.append(time.perf_counter() - t)
             await pilot.pause()
-        plot = main_screen(app).query_one("#loss-plot", CurvePlot)
+        main_screen(app).query_one("#loss-plot", CurvePlot)  # the plot exists
         draws, t = plot_builds.get("loss-plot", 0), time.monotonic()
         await pilot.pause(1.0)  # a measuring window, not a wait for something
         rate = (plot_builds.get("loss-plot", 0) - draws) / (time.monotonic() - t)

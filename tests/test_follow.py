@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from tui_lab.atomic import atomic_write_json
-from tui_lab.runs import RUN_FORMAT, MetricsWriter, RunDir, create_time
+from tui_lab.runs import RUN_FORMAT, RunDir, create_time
 from tui_lab.runs.follow import RunFollower
 from tui_lab.runs.metrics import tokens_per_second
 

@@ -21,8 +21,8 @@ from tui_lab.cli import app as cli
 from tui_lab.atomic import atomic_write_json
 from tui_lab.runs import RUN_FORMAT, RunDir, create_time, queue
 
-from conftest import wait_until
 from tiny import tiny_toml
+from waits import wait_until
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_cli_queue_trains_for_real_and_outlives_its_starter(tmp_path, cfg):
             infos = [json.loads(p.read_text()) for p in runs.glob("*/*/run.json")]
             return len(infos) == 2 and all(i.get("status") == "finished" for i in infos)
 
-        wait_until(both_finished, timeout=150, what="both queued runs", step_s=0.5)
+        wait_until(both_finished, timeout=150, what="both queued runs", poll_s=0.5)
         infos = sorted((json.loads(p.read_text()) for p in runs.glob("*/*/run.json")), key=lambda i: i["started_at"])
         assert [(i["experiment"], i["status"]) for i in infos] == [("first", "finished"), ("second", "finished")]
         assert infos[0]["ended_at"] <= infos[1]["started_at"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import wait_until
+from waits import wait_until
 
 from tui_lab.atomic import atomic_write, atomic_write_json
 from tui_lab.runs import (

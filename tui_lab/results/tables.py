@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runs.find import all_runs, first_start, order_runs, resolve_run
+from ..runs.find import all_runs, first_start, order_runs, resolve_run  # noqa: F401  (re-exported: results.tables was their home)
 from ..runs.metrics import perplexity, tokens_per_second
 from ..runs.store import RunDir, is_live, load_history
 

@@ -35,6 +35,19 @@ def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str 
     return cmd
 
 
+def torchrun_command(experiment: str, run: RunDir, *, nproc_per_node: int, device: str = "auto",
+                     resume: bool = False, config: Path | None = None) -> list[str]:
+    """The argv that starts ``nproc_per_node`` DDP workers with torchrun on this node, each a
+    ``tui-lab train`` that trains into the prepared folder ``run`` (``--attach``) or resumes it.
+    The one place this command line is spelled (``tui-lab train --nproc-per-node N`` runs it)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
+           "-m", "tui_lab", "train", experiment, "--device", device, "--quiet"]
+    cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return cmd
+
+
 def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides: list[str] | None = None,
                     device: str = "auto", resume: RunDir | None = None, nproc_per_node: int = 1,
                     cwd: Path | None = None) -> tuple[RunDir, subprocess.Popen]:
