@@ -73,7 +73,7 @@ def train_cmd(
     reporter, progress = _make_reporter(quiet)
     try:
         trainer = Trainer(exp, run, dev, resume=resume is not None, reporter=reporter,
-                          token_progress=progress.tokenizing if progress else None)
+                          token_progress=progress.tokenizing if progress else None, alerts=cfg.settings.alerts)
         if progress:
             with progress.live:
                 status = trainer.train()

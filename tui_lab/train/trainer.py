@@ -31,6 +31,7 @@ from ..models.checkpoint import read_checkpoint, save_weights
 from .state import load_train_state, save_train_state
 from .distributed import (DistContext, any_rank, broadcast_from_main, init_distributed, local_main_first,
                           mean_over_ranks, shutdown)
+from .consumers import Consumer, event_consumers
 from .evaluate import EvalResult, evaluate
 from .sampler import WindowSampler
 from .schedule import lr_at
@@ -99,10 +100,12 @@ class Trainer:
         resume: continue from ``run``'s ``checkpoints/last.state.pt``.
         reporter: called with every metrics event (the CLI's progress bar, tests).
         token_progress: called while tokenizing (done_bytes, total_bytes).
+        alerts: ``settings.alerts`` of the experiments file (end-state alerts), or None.
     """
 
     def __init__(self, exp: Experiment, run: RunDir, device: torch.device, *, resume: bool = False,
-                 reporter: Reporter | None = None, token_progress: Callable[[int, int | None], None] | None = None):
+                 reporter: Reporter | None = None, token_progress: Callable[[int, int | None], None] | None = None,
+                 alerts: Any | None = None):
         self.exp = exp
         self.run = run
         self.device = device
@@ -113,6 +116,8 @@ class Trainer:
         self.p = _Progress()
         self.ctx = DistContext()
         self.metrics: MetricsWriter | None = None
+        self.alerts = alerts
+        self.consumers: list[Consumer] = []  # TensorBoard, alerts: rank 0 only (train/consumers.py)
         # TUI_LAB_FAULT_NAN_STEP=N makes the loss of step N NaN: how the reliability suite injects
         # a divergence for real (no other effect; unset in normal use)
         self._nan_at = int(os.environ.get("TUI_LAB_FAULT_NAN_STEP", "0") or 0)
@@ -141,6 +146,8 @@ class Trainer:
         obj = self.metrics.write(event, **fields)
         if self.reporter:
             self.reporter(obj)
+        for consumer in self.consumers:
+            consumer(obj)
 
     def _update_run(self, **fields: Any) -> None:
         if self.ctx.is_main:
@@ -168,6 +175,7 @@ class Trainer:
         dev, ctx = self.device, self.ctx
         if ctx.is_main:
             self.metrics = MetricsWriter(run.metrics_path)
+            self.consumers = event_consumers(exp, run, self.alerts)
         self._install_signals()
         try:
             self._load_data()
@@ -441,9 +449,17 @@ class Trainer:
         self.run.update_run(status="failed", ended_at=time.time(), message=message, wall_time_s=self._wall_time_s())
         try:
             if self.metrics is not None:
-                self.metrics.write("end", status="failed", message=message)
+                end = self.metrics.write("end", status="failed", message=message)
+                for consumer in self.consumers:
+                    consumer(end)
         except OSError:
             pass
+        self._close_consumers()
+
+    def _close_consumers(self) -> None:
+        consumers, self.consumers = self.consumers, []
+        for consumer in consumers:
+            consumer.close()  # end-state alerts go now that run.json holds the status
 
     def _finish(self, status: str, message: str | None) -> str:
         self._emit("end", status=status, step=self.p.step, message=message,
@@ -453,6 +469,7 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.sync()
             self.metrics.close()
+        self._close_consumers()
         return status
 
 
