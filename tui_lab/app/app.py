@@ -15,7 +15,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from ..config import ExperimentsConfig
+from .notify import StateNotifier
 from .screens.main import MainScreen
+from .watch import StoreScanned
 
 RESUMABLE = ("stopped", "interrupted", "failed", "diverged")
 
@@ -32,9 +34,19 @@ class TuiLabApp(App):
         self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
         self.counts_enabled = True  # parameter / token counts from `tui-lab list --json` (off in snapshot tests)
+        self.notifier: StateNotifier | None = None  # notifications on run state changes (app/notify.py)
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
+
+    def on_store_scanned(self, message: StoreScanned) -> None:
+        """Every scan (bubbling up from the main screen): notify runs that changed state."""
+        if self.notifier is None:
+            s = self.cfg.settings
+            self.notifier = StateNotifier(lambda text, title, severity: self.notify(
+                text, title=title, severity=severity, markup=False), self.bell if s.bell else None,
+                self.call_from_thread, s.alerts.stall_minutes)
+        self.notifier.update(message.scan)
 
     @property
     def main(self) -> MainScreen:
