@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tui_lab.app.app import TuiLabApp
 from tui_lab.atomic import atomic_write_json
 from tui_lab.config import load_experiments
@@ -41,6 +43,7 @@ async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 async def test_state_changes_of_any_run_notify_and_ring_and_a_silent_run_is_stalled(tmp_path):
     hook = Webhook()
     cfg_path = tmp_path / "experiments.toml"

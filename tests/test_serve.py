@@ -58,6 +58,24 @@ def test_non_loopback_host_is_refused_without_public(tmp_path):
     assert "ssh -L" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_loopback_hosts():
+    from tui_lab.cli.serve import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "gpubox", ""))
+
+
+def test_port_in_use_is_a_clean_error(tmp_path):
+    (tmp_path / "experiments.toml").write_text(tiny_toml("demo"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "tui_lab", "serve", "--port", str(port)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"--port {port}: cannot listen" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.slow
 def test_public_host_serves_with_a_warning(tmp_path):
     (tmp_path / "experiments.toml").write_text(tiny_toml("demo"))
