@@ -1,10 +1,11 @@
 """Regenerate assets/browser.png: `tui-lab serve` in headless Chromium, the demo training live.
 
-Usage: python assets/browser_screenshot.py [WORK_DIR]   (Debian's chromium + Playwright for Python)
+Usage: python assets/browser_screenshot.py [WORK_DIR [MIN_STEP]]   (Debian's chromium + Playwright)
 
 It writes the repository's experiments.toml into WORK_DIR (a temp folder by default), serves the
-app there, presses `t` on the demo in the page, waits for a few evaluations, takes the picture,
-then presses `s` in the page to stop the run.
+app there, presses `t` on the demo in the page (unless a demo run is training there already: the
+page then reattaches to it), waits until the run has evaluated at MIN_STEP (default 100) or
+later, takes the picture, then presses `s` in the page to stop the run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     from tui_lab.runs import RunDir
 
     work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="tui-lab-browser-"))
+    min_step = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "experiments.toml", work / "experiments.toml")
     with socket.socket() as s:
@@ -54,12 +56,13 @@ def main() -> None:
             page.wait_for_function("document.body.classList.contains('-first-byte')", timeout=120_000)
             page.wait_for_timeout(1500)
             page.locator(".xterm-helper-textarea").focus()
-            page.keyboard.press("t")
             demo = work / "runs" / "demo"
+            if not (demo.is_dir() and any(RunDir(p).read_run().get("status") == "running" for p in demo.iterdir())):
+                page.keyboard.press("t")
             while not (demo.is_dir() and any((p / "run.json").exists() for p in demo.iterdir())):
                 time.sleep(0.5)
-            run = RunDir(next(p for p in demo.iterdir() if (p / "run.json").exists()))
-            while (run.read_run().get("step") or 0) < 150 and run.read_run().get("status") in ("starting", "running"):
+            run = RunDir(max((p for p in demo.iterdir() if (p / "run.json").exists()), key=lambda p: p.name))
+            while (run.read_run().get("step") or 0) < min_step and run.read_run().get("status") in ("starting", "running"):
                 time.sleep(1)
             page.wait_for_timeout(3000)
             page.screenshot(path=str(ROOT / "assets" / "browser.png"))

@@ -20,6 +20,7 @@ from tiny import tiny_toml
 event_accumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator",
     reason="the tensorboard package (TensorBoard's event reader) is not installed")
+from tensorboard.backend.event_processing import event_multiplexer  # noqa: E402
 
 
 def tui_lab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -77,6 +78,9 @@ def test_training_writes_tensorboard_scalars_equal_to_metrics_and_export_rewrite
     assert f"tensorboard --logdir {tmp_path / 'runs'}" in r.stderr
     assert_same_as_metrics(run)  # written by the export from metrics.jsonl alone
     assert [p.name for p in run.path.iterdir() if p.name.startswith(".tensorboard")] == []  # no temp folder left
+    mux = event_multiplexer.EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "runs"))
+    mux.Reload()
+    assert "tiny/r/tensorboard" in mux.Runs()  # what `tensorboard --logdir runs` lists
 
 
 @pytest.mark.slow
@@ -93,3 +97,22 @@ def test_export_tensorboard_refuses_output_and_unknown_runs(tmp_path):
     assert r.returncode == 2 and "--output does not apply" in r.stderr and "Traceback" not in r.stderr
     r = tui_lab("export", "--format", "tensorboard", "--runs-dir", "runs", cwd=tmp_path)
     assert r.returncode == 2 and "no runs under runs" in r.stderr
+
+
+def test_a_resumed_writer_purges_the_points_after_its_checkpoint(tmp_path):
+    """As collapse_resumes does for metrics.jsonl: the killed attempt's step-15 point goes."""
+    import time
+
+    from tui_lab.results.tensorboard import TensorBoardWriter
+
+    first = TensorBoardWriter(tmp_path)
+    for step in (5, 10, 15):
+        first({"event": "train", "step": step, "train_loss": float(step), "time": 1000.0 + step})
+    first.close()
+    time.sleep(1.1)  # event file names carry the second they were opened
+    resumed = TensorBoardWriter(tmp_path, purge_step=11)  # resumed from the checkpoint at step 10
+    for step in (15, 20):
+        resumed({"event": "train", "step": step, "train_loss": step + 0.5, "time": 2000.0 + step})
+    resumed.close()
+    scalars, _ = read_events(tmp_path)
+    assert scalars["train/loss"] == [(5, 5.0), (10, 10.0), (15, 15.5), (20, 20.5)]
