@@ -183,8 +183,11 @@ def test_queue_runner_reports_a_paused_training_process_as_stalled_once(tmp_path
         assert run.read_run()["status"] == "running"
         os.kill(pid, signal.SIGCONT)
         wait_until(lambda: run.read_run().get("status") == "finished", 300, "the run to finish")
-        wait_until(lambda: len(webhook.of(run.run_id)) >= 2, 30, "the finished alert")
-        assert webhook.of(run.run_id)[-1]["status"] == "finished"
+        wait_until(lambda: any(p["status"] == "finished" for p in webhook.of(run.run_id)), 30, "the finished alert")
+        time.sleep(1)
+        statuses = [p["status"] for p in webhook.of(run.run_id)]
+        # (a loaded machine may pause > 3 s again after SIGCONT: more "stalled" alerts are right)
+        assert statuses[-1] == "finished" and statuses.count("finished") == 1
         assert "stalled: no new metrics" in (runs / "queue.log").read_text()
         wait_until(lambda: not pid_alive(pid), 60, "the training process to exit")
         pid = None
