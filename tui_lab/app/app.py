@@ -18,6 +18,8 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..config import ExperimentsConfig
+from .messages import StoreScanned
+from .notify import StateNotifier
 from .screens.main import MainScreen
 
 
@@ -32,9 +34,19 @@ class TuiLabApp(App):
         base = Path(cfg.settings.runs_dir)
         self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
+        self.notifier: StateNotifier | None = None  # notifications on run state changes (app/notify.py)
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
+
+    def on_store_scanned(self, message: StoreScanned) -> None:
+        """Every scan (bubbling up from the main screen): notify runs that changed state."""
+        if self.notifier is None:
+            s = self.cfg.settings
+            self.notifier = StateNotifier(lambda text, title, severity: self.notify(
+                text, title=title, severity=severity, markup=False), self.bell if s.bell else None,
+                self.call_from_thread, s.alerts.stall_minutes)
+        self.notifier.update(message.scan)
 
     @property
     def main(self) -> MainScreen:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, chat, experiments, export, importer, train
+from . import bench, chat, experiments, export, importer, serve, train
 from .queue import queue_app
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command("chat")(chat.chat_cmd)
 app.command("export")(export.export_cmd)
 app.command("import")(importer.import_cmd)
 app.command("bench")(bench.bench_cmd)
+app.command("serve")(serve.serve_cmd)
 app.add_typer(queue_app, name="queue")
 
 

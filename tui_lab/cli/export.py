@@ -8,6 +8,7 @@ Examples::
     tui-lab export --compare --run exp1 --run exp2   # runs side by side, changes between them
     tui-lab export --plot ppl -o curves.png          # validation perplexity curves
     tui-lab export -f latex --columns experiment,num_params,tokens_seen,best_val_ppl
+    tui-lab export --format tensorboard              # TensorBoard event files in every run folder
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def export_cmd(
     runs_dir: Optional[Path] = typer.Option(
         None, "--runs-dir", help="Where the runs are. Default: settings.runs_dir of ./experiments.toml, else ./runs."),
     fmt: Optional[str] = typer.Option(
-        None, "--format", "-f", help="md, csv, latex or json. Default: from --output's extension, else md."),
+        None, "--format", "-f", help="md, csv, latex or json (tables), or tensorboard (event files in each "
+        "run's tensorboard/ folder). Default: from --output's extension, else md."),
     run: Optional[list[str]] = typer.Option(
         None, "--run", metavar="RUN", help="A run folder, experiment/run_id or run id (repeatable). Default: every run."),
     progression: Optional[str] = typer.Option(
@@ -52,6 +54,9 @@ def export_cmd(
         fail(f"--price-per-gpu-hour {price}: give a price of 0 or more (USD per GPU-hour)")
     if progression and compare:
         fail("--progression and --compare: choose one table")
+    if fmt is not None and fmt.strip().lower() == "tensorboard":
+        _export_tensorboard(runs_dir, run, output, progression, compare, plot, columns)
+        return
     if output is not None and output.is_dir():
         fail(f"--output {output}: is a folder; give a file name")
     if plot is None:
@@ -109,6 +114,36 @@ def export_cmd(
     except OSError as exc:
         fail(f"{output}: cannot write ({exc.strerror or exc})")
     typer.echo(f"wrote {output}", err=True)
+
+
+def _export_tensorboard(runs_dir: Optional[Path], specs: Optional[list[str]], output: Optional[Path],
+                        *table_options) -> None:
+    """``--format tensorboard``: (re)write each chosen run's ``tensorboard/`` folder from its
+    ``metrics.jsonl``, so ``tensorboard --logdir RUNS`` shows every run."""
+    from ..results import all_runs, resolve_run
+
+    if output is not None:
+        fail("--format tensorboard writes into each run's tensorboard/ folder: --output does not apply")
+    if any(table_options):
+        fail("--format tensorboard: --progression, --compare, --plot and --columns do not apply")
+    folder, _ = _defaults(runs_dir, 0.0)
+    try:
+        chosen = _unique([resolve_run(spec, folder) for spec in specs or []]) or all_runs(folder)
+    except LookupError as exc:
+        fail(str(exc.args[0]) if exc.args else str(exc))
+    if not chosen:
+        fail(f"no runs under {folder}: train one first (tui-lab train demo), or pass --runs-dir")
+    try:
+        from ..results.tensorboard import export_run
+    except ImportError as exc:
+        fail(f"--format tensorboard needs tensorboardX ({exc}): pip install tensorboardX")
+    for r in chosen:
+        try:
+            path = export_run(r)
+        except OSError as exc:
+            fail(f"{r.path}: cannot write TensorBoard files ({exc.strerror or exc})")
+        typer.echo(f"wrote {path}", err=True)
+    typer.echo(f"view them: tensorboard --logdir {folder}", err=True)
 
 
 def _unique(runs: list) -> list:

@@ -91,7 +91,7 @@ def _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, npr
     from ..train.loop import Trainer
 
     trainer = Trainer(exp, run, dev, resume=resume is not None, reporter=reporter,
-                      token_progress=bar.tokenizing if bar else None)
+                      token_progress=bar.tokenizing if bar else None, alerts=cfg.settings.alerts)
     try:
         if bar:
             with bar.live:

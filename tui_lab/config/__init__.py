@@ -10,9 +10,10 @@ from .load import (
     parse_override,
     validate_experiment,
 )
-from .schema import DataConfig, Experiment, ModelConfig, Settings, TrainConfig
+from .schema import AlertSettings, DataConfig, Experiment, ModelConfig, Settings, TrainConfig
 
 __all__ = [
+    "AlertSettings",
     "DEFAULT_FILENAME",
     "ConfigError",
     "DataConfig",

@@ -157,6 +157,9 @@ class TrainConfig(_Strict):
     # true: weight_decay on every parameter, as plain AdamW(model.parameters()) in the seed scripts;
     # false: matrices only, no decay on biases, norms and other 1-D parameters (GPT-2 / nanoGPT)
     decay_all: bool = False
+    # TensorBoard scalars (and samples as text) under runs/<exp>/<run-id>/tensorboard/, beside
+    # metrics.jsonl (which stays the source of truth); false = none
+    tensorboard: bool = True
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainConfig":
@@ -220,11 +223,32 @@ class Experiment(_Strict):
         return self.train.seq_len or self.model.max_seq_len
 
 
+AlertState = Literal["finished", "failed", "diverged", "stopped", "stalled"]
+
+
+class AlertSettings(_Strict):
+    """The optional ``[settings.alerts]`` table: who hears when a run ends or stalls.
+
+    ``command``: a shell command run with the alert as JSON on stdin and ``TUI_LAB_*``
+    environment variables (cut after 10 s). ``webhook``: an http(s) URL that gets the same
+    JSON as a POST (5 s timeout; its ``text`` field is the Slack-compatible body).
+    ``stall_minutes``: a running run with no new metrics for this long is "stalled".
+    The end states are raised by the training process; "stalled" by the app and the queue
+    runner (:mod:`tui_lab.runs.alerts`)."""
+
+    on: list[AlertState] = ["finished", "failed", "diverged", "stopped", "stalled"]
+    command: Annotated[str, Field(min_length=1)] | None = None
+    webhook: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
+    stall_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 10.0
+
+
 class Settings(_Strict):
     """The optional ``[settings]`` table: defaults shared by every experiment."""
 
     runs_dir: str = "runs"
     gpu_hour_price_usd: Annotated[float, Field(ge=0)] = 0.0
+    bell: bool = False  # the terminal bell with the app's notification when a run changes state
+    alerts: AlertSettings = AlertSettings()
 
 
 class ExperimentsFile(_Strict):

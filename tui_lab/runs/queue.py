@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .alerts import check_stall
 from .launcher import launch_detached
 from ..atomic import atomic_write_json
 from .find import list_runs
@@ -184,6 +185,24 @@ def _take_lock(path: Path, tries: int = 20, wait_s: float = 0.05) -> int | None:
     return None
 
 
+def _wait_watching_stall(run: RunDir, proc: subprocess.Popen, poll_s: float) -> int:
+    """Wait for the training process; meanwhile, and once after it ends without an end event,
+    raise the run's "stalled" alert (:func:`~tui_lab.runs.alerts.check_stall`, once per stall)."""
+    stalled = False
+    while True:
+        try:
+            code = proc.wait(timeout=poll_s)
+            break
+        except subprocess.TimeoutExpired:
+            message = check_stall(run)
+            if message is not None and not stalled:
+                _log(f"{run.path} stalled: {message}")
+            stalled = message is not None
+    if (message := check_stall(run)) is not None:  # the process is gone, run.json still says running
+        _log(f"{run.path} stalled: {message}")
+    return code
+
+
 def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
     """The runner's body: run entries one after another until the queue is empty.
     Returns how many it started (0 at once when another runner holds the lock)."""
@@ -245,7 +264,7 @@ def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
             n += 1
             atomic_write_json(runner_file, {**me, "current": str(run.path), "entry": entry})
             _log(f"started {entry['experiment']} in {run.path} (pid {proc.pid})")
-            code = proc.wait()
+            code = _wait_watching_stall(run, proc, poll_s)
             status = run.read_run().get("status", "failed")
             _log(f"{entry['experiment']} ended: {status} (exit code {code})")
             atomic_write_json(runner_file, me)

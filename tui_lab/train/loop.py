@@ -30,6 +30,7 @@ from .distributed import DistContext, any_rank, broadcast_from_main, init_distri
 from .errors import RunFailed, TrainingError
 from .evaluate import eval_token_count, evaluate
 from .log import LossWindow, memory_mb
+from .consumers import Consumer, event_consumers
 from .optimizer import autocast_dtype, build_optimizer, enable_tf32, set_lr
 from .progress import Progress
 from .resume import restore, training_state
@@ -56,11 +57,12 @@ class Trainer:
         token_progress: called while tokenizing (done_bytes, total_bytes).
         loss_hook: tests only — ``hook(step, loss) -> loss`` on every micro-batch loss
             (fault injection: a NaN loss; stopping at an exact step).
+        alerts: ``settings.alerts`` of the experiments file (end-state alerts), or None.
     """
 
     def __init__(self, exp: Experiment, run: RunDir, device: torch.device, *, resume: bool = False,
                  reporter: Reporter | None = None, token_progress: Callable[[int, int | None], None] | None = None,
-                 loss_hook: LossHook | None = None):
+                 loss_hook: LossHook | None = None, alerts: Any | None = None):
         self.exp = exp
         self.run = run
         self.device = device
@@ -73,6 +75,8 @@ class Trainer:
         self.p = Progress()
         self.ctx = DistContext()
         self.metrics: MetricsWriter | None = None
+        self.alerts = alerts
+        self.consumers: list[Consumer] = []  # TensorBoard, alerts: rank 0 only (train/consumers.py)
         self._reserve: SpaceReserve | None = None
         self._wall_before = 0.0
         self._attempt_t0: float | None = None
@@ -90,6 +94,7 @@ class Trainer:
             if self.ctx.is_main:
                 self._reserve = SpaceReserve(self.run.path / ".space-reserve")
                 self.metrics = MetricsWriter(self.run.metrics_path)
+                self.consumers = event_consumers(self.exp, self.run, self.alerts)
             self._install_signals()
             self._setup()
         except Exception as exc:
@@ -313,6 +318,8 @@ class Trainer:
                             f"{disk_error_text(exc)}; the last checkpoint is intact") from None
         if self.reporter:
             self.reporter(obj)
+        for consumer in self.consumers:
+            consumer(obj)
 
     def _update_run(self, **fields: Any) -> None:
         if self.ctx.is_main:
@@ -349,9 +356,17 @@ class Trainer:
                 raise
         try:
             if self.metrics is not None:
-                self.metrics.write("end", status="failed", message=message)
+                end = self.metrics.write("end", status="failed", message=message)
+                for consumer in self.consumers:
+                    consumer(end)
         except OSError:
             pass
+        self._close_consumers()
+
+    def _close_consumers(self) -> None:
+        consumers, self.consumers = self.consumers, []
+        for consumer in consumers:
+            consumer.close()  # end-state alerts go now that run.json holds the status
 
     def _finish(self, status: str, message: str | None) -> str:
         self._emit("end", status=status, step=self.p.step, message=message,
@@ -363,4 +378,5 @@ class Trainer:
             self.metrics.close()
         if self._reserve is not None:
             self._reserve.release()
+        self._close_consumers()
         return status
