@@ -136,19 +136,26 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: AnyKVCache 
     ``F.scaled_dot_product_attention``.
 
     q ``[B, H, T, Dk]``, k ``[B, Hk, T, Dk]``, v ``[B, H, T, Dv]`` → ``[B, H, T, Dv]``.
-    Without a cache: ``is_causal=True``. With one, the T new queries sit at the cache's
-    positions and see every key up to their own position, through the cache's explicit
-    mask (``is_causal=True`` would align the mask top-left when T differs from the number
-    of keys, so a single decode query would see only key 0).
+    Without a cache, or for a prefill into an empty cache (its first T slots only):
+    ``is_causal=True``. Otherwise the T new queries sit at the cache's positions and see
+    every key up to their own position, through the cache's explicit mask
+    (``is_causal=True`` would align the mask top-left when T differs from the number of
+    keys, so a single decode query would see only key 0).
     """
     if cache is None:
         if k.size(1) != q.size(1):
             k = k.expand(-1, q.size(1), -1, -1)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-    causal = not cache.static and cache.length == 0
+    T = q.size(2)
+    # a prefill into an empty cache (the host knows: ``length`` is 0) needs only its own T
+    # keys, causally; a one-token decode step never reads ``length`` (``T > 1`` is False
+    # first), so a compiled step holds no guard on it
+    fresh = T > 1 and cache.length == 0
     k, v, mask = cache.update(layer, k, v)
+    if fresh:
+        k, v = k[:, :, :T], v[:, :, :T]
     if k.size(1) != q.size(1):
         k = k.expand(-1, q.size(1), -1, -1)
-    if causal:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=q.size(2) > 1)
+    if fresh:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
