@@ -14,7 +14,7 @@ from pathlib import Path
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
-from ..config import ExperimentsConfig
+from ..config import ConfigError, ExperimentsConfig
 from .screens.main import MainScreen
 
 RESUMABLE = ("stopped", "interrupted", "failed", "diverged")
@@ -28,13 +28,39 @@ class TuiLabApp(App):
     def __init__(self, cfg: ExperimentsConfig, runs_dir: Path | None = None):
         super().__init__()
         self.cfg = cfg
-        base = Path(cfg.settings.runs_dir)
+        base = Path(cfg.runs_dir)
         self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
         self.counts_enabled = True  # parameter / token counts from `tui-lab list --json` (off in snapshot tests)
+        self.config_error: ConfigError | None = None  # set when the deferred validation fails
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
+        if not getattr(self.cfg, "validated", True):
+            self.call_after_refresh(self._validate_config)
+
+    def _validate_config(self) -> None:
+        """The schema validation the CLI deferred (pydantic is not imported before the first
+        frame); a bad file ends the app with exit code 2 and :func:`run_app` raises its
+        :class:`ConfigError`, so the user gets the message a full load would have given."""
+
+        def check() -> None:
+            try:
+                self.cfg.validate()
+            except ConfigError as exc:
+                self.config_error = exc
+                self.call_from_thread(self.exit, return_code=2)
+                return
+            self.call_from_thread(self._config_validated)
+
+        self.run_worker(check, thread=True, group="config", name="validate experiments file")
+
+    def _config_validated(self) -> None:
+        try:
+            main = self.main
+        except LookupError:
+            return
+        main.show_detail(main.highlighted_experiment())
 
     @property
     def main(self) -> MainScreen:
@@ -159,5 +185,13 @@ class TuiLabApp(App):
 
 
 def run_app(cfg: ExperimentsConfig) -> None:
-    """Open the app on a loaded experiments file (blocks until the user quits)."""
-    TuiLabApp(cfg).run()
+    """Open the app on a loaded experiments file (blocks until the user quits).
+
+    Raises:
+        ConfigError: the file was loaded with ``validate=False`` and failed its validation
+            (the app closed itself right after its first frame).
+    """
+    app = TuiLabApp(cfg)
+    app.run()
+    if app.config_error is not None:
+        raise app.config_error
