@@ -4,8 +4,10 @@ validated right after it with the same errors; the bench's start-up figure runs 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -99,3 +101,24 @@ async def test_the_app_shows_the_config_once_validated(tmp_path):
         console = Console(width=120, record=True, file=io.StringIO())
         console.print(app.main.query_one("#detail").render())
         assert "d_model = 32" in console.export_text()
+
+
+def test_tui_lab_opens_the_app_without_the_cli_and_reports_a_bad_file_like_the_cli(tmp_path):
+    """`tui-lab --config FILE` takes the fast path (no Typer); a file that fails validation
+    after the first frame still ends with the CLI's message and exit code 2."""
+    from tui_lab.launch import _app_config
+
+    assert _app_config([]) == (True, None)
+    assert _app_config(["-c", "x.toml"]) == (True, Path("x.toml"))
+    assert _app_config(["--config=x.toml"]) == (True, Path("x.toml"))
+    assert _app_config(["check"])[0] is False and _app_config(["--help"])[0] is False
+    path = tmp_path / "experiments.toml"
+    path.write_text(BAD[1])
+    check = subprocess.run([sys.executable, "-m", "tui_lab", "check", str(path)], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "COLUMNS": "300"})
+    app = subprocess.run([sys.executable, "-m", "tui_lab", "--config", str(path)], capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "300"})
+    assert check.returncode == app.returncode == 2
+    assert "error:" in app.stderr and "train.lr" in app.stderr and "Traceback" not in app.stderr
+    # (without a terminal Textual draws on stderr too: compare from the error line on)
+    assert app.stderr[app.stderr.rindex("error:"):].strip() == check.stderr[check.stderr.rindex("error:"):].strip()

@@ -36,22 +36,26 @@ class TuiLabApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
-        if not getattr(self.cfg, "validated", True):
-            self.call_after_refresh(self._validate_config)
+        self.call_after_refresh(self._after_first_frame)
 
-    def _validate_config(self) -> None:
-        """The schema validation the CLI deferred (pydantic is not imported before the first
-        frame); a bad file ends the app with exit code 2 and :func:`run_app` raises its
-        :class:`ConfigError`, so the user gets the message a full load would have given."""
+    def _after_first_frame(self) -> None:
+        """What the first frame did not wait for, in a thread: the schema validation the CLI
+        deferred (pydantic) and the plotting library. A bad file ends the app with exit code
+        2 and :func:`run_app` raises its :class:`ConfigError`, so the user gets the message a
+        full load would have given."""
 
         def check() -> None:
-            try:
-                self.cfg.validate()
-            except ConfigError as exc:
-                self.config_error = exc
-                self.call_from_thread(self.exit, return_code=2)
-                return
-            self.call_from_thread(self._config_validated)
+            if not getattr(self.cfg, "validated", True):
+                try:
+                    self.cfg.validate()
+                except ConfigError as exc:
+                    self.config_error = exc
+                    self.call_from_thread(self.exit, return_code=2)
+                    return
+                self.call_from_thread(self._config_validated)
+            from .widgets.plots import warm_up
+
+            warm_up()
 
         self.run_worker(check, thread=True, group="config", name="validate experiments file")
 

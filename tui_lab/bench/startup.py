@@ -5,8 +5,8 @@ frame is the first screen update Textual displays (its ``post_display_hook``) of
 with widgets on it — what a terminal would show. ``*_idle_s``: until the first
 ``pilot.pause()`` returns (the app has also handled what it queued after that frame,
 e.g. tui-lab's deferred config validation). The tui-lab side goes
-the way ``tui-lab`` with no command goes: import the Typer CLI, load the experiments file
-as the CLI does, import the app, open it (the background ``tui-lab list --json`` count is
+the way ``tui-lab`` with no command goes (:mod:`tui_lab.launch`): read the experiments
+file (validated right after the first frame), import the app, open it (the background ``tui-lab list --json`` count is
 off, it never blocks the first frame). The bare app is the framework's floor: a Header, a
 DataTable with one row, a Static and a Footer.
 
@@ -37,9 +37,9 @@ _TUI_LAB = """\
 import time; t0 = time.perf_counter()
 import asyncio, sys
 from pathlib import Path
-import tui_lab.cli
-from tui_lab.cli.common import load_config
-cfg = load_config(Path({config!r}), validate=False)
+import tui_lab.launch
+from tui_lab.config import load_experiments
+cfg = load_experiments(Path({config!r}), validate=False)
 from tui_lab.app.app import TuiLabApp
 """ + _FRAME_HOOK + """\
 TuiLabApp.post_display_hook = post_display_hook

@@ -1,4 +1,9 @@
-"""A curve panel drawn with textual-plotext."""
+"""A curve panel drawn with textual-plotext's ``Plot``.
+
+textual-plotext (and plotext, ~0.1 s to import) is imported when a panel first has data to
+draw, not when the app starts: the first frame shows the panels' titles and "no data yet"
+without it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import time
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.color import Color
 from textual.strip import Strip
-from textual_plotext import PlotextPlot
+from textual.widget import Widget
 
 REDRAW_MIN_INTERVAL_S = 0.1
 """At most ~10 redraws a second per plot, however fast data arrives."""
@@ -31,13 +37,25 @@ def thin(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[lis
 
 _TITLE = Style(bold=True)
 _DIM = Style(dim=True)
-class CurvePlot(PlotextPlot):
+def warm_up() -> None:
+    """Import textual-plotext now (the app calls it in a thread after its first frame, so the
+    first curve with data does not wait for the import)."""
+    import textual_plotext.plot  # noqa: F401
+
+
+class CurvePlot(Widget):
     """One or more (label, xs, ys) series against the step. Redraws only when
     :meth:`set_series` is given a new ``key`` (e.g. a snapshot's version), at most 10 times
-    a second."""
+    a second. Colours follow the app's theme as textual-plotext's ``PlotextPlot`` does
+    (its "auto" theme: the theme's surface and foreground)."""
+
+    DEFAULT_CSS = """
+    CurvePlot { width: 1fr; height: 1fr; }
+    """
 
     def __init__(self, title: str, *, ylog: bool = False, xlabel: str = "step", **kwargs):
         super().__init__(**kwargs)
+        self._plot = None  # textual_plotext.plot.Plot, made on first use
         self.title = title
         self.ylog = ylog
         self.xlabel = xlabel
@@ -53,8 +71,30 @@ class CurvePlot(PlotextPlot):
     def series(self) -> list[Series]:
         return self._series
 
+    @property
+    def plt(self):
+        """The plotext figure (``textual_plotext.plot.Plot``), imported and made on first use."""
+        if self._plot is None:
+            from textual_plotext.plot import Plot
+
+            self._plot = Plot()
+        return self._plot
+
+    def _plotext_theme(self) -> str:
+        """The plotext theme for the app's theme, registered as textual-plotext's "auto" theme."""
+        from plotext._dict import themes
+        from textual_plotext.plot import _rgbify_theme, _sequence
+
+        name = f"textual-auto-{self.app.theme}"
+        if name not in themes:
+            variables = self.app.theme_variables
+            surface = Color.parse(variables.get("surface")).rgb
+            themes[name] = _rgbify_theme(surface, surface, Color.parse(variables.get("foreground")).rgb,
+                                         "default", _sequence)
+        return name
+
     def on_mount(self) -> None:
-        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self.refresh())
         self._draw()
 
     def refresh(self, *args, **kwargs):
@@ -73,7 +113,7 @@ class CurvePlot(PlotextPlot):
             plt = self.plt
             plt.plotsize(width, height)
             plt._set_size(width, height)
-            plt.theme(self._get_plotext_theme_name(self.app.theme))
+            plt.theme(self._plotext_theme())
             self._strips = self._ansi_strips(plt.build(), width) if width and height else []
             self._strips_key = key
         if 0 <= y < len(self._strips):
@@ -116,6 +156,9 @@ class CurvePlot(PlotextPlot):
         self._pending = False
         self._last_draw = time.monotonic()
         self.draws += 1
+        if not any(xs for _, xs, _ in self._series):  # the placeholder needs no figure (nor plotext)
+            self.refresh()
+            return
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
