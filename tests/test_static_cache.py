@@ -113,7 +113,10 @@ def test_generator_with_a_compiled_step_gives_the_same_tokens(kind, monkeypatch)
     model = model_of(kind)
     tok = load_tokenizer("byte")
     params = SamplingParams(temperature=0, max_new_tokens=60)  # slides in the 32-token window
-    compiled = Generator(model, tok, compile_step=True).complete("abcdefghij", params)
+    gen = Generator(model, tok, compile_step=True)
+    compiled = gen.complete("abcdefghij", params)
     eager = Generator(model, tok, static_kv_cache=False).complete("abcdefghij", params)
     assert compiled.token_ids == eager.token_ids and compiled.slides >= 1
-    assert len(rec.graphs) == 1 and rec.graphs[0]  # one graph for every step, across slides
+    again = gen.complete("abcdefghij", params)  # the same cache buffers, reset
+    assert again.token_ids == eager.token_ids
+    assert len(rec.graphs) == 1 and rec.graphs[0]  # one graph for every step, across slides and calls

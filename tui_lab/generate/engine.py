@@ -159,6 +159,7 @@ class Generator:
         self.static_kv_cache = static_kv_cache
         self.compile_step = compile_step
         self._compiled: Callable[..., torch.Tensor] | None = None
+        self._cache: Any = None  # with compile_step: the one static cache every call reuses
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", tokenizer_path: str | None = None,
@@ -208,6 +209,15 @@ class Generator:
         """A fresh KV cache for one sequence on this generator's device (None without one)."""
         if not self.use_kv_cache:
             return None
+        if self.static_kv_cache and self.compile_step:
+            # one cache for every call: a captured graph keeps reading and writing the same buffers
+            if self._cache is None:
+                self._cache = self.model.new_kv_cache(1, device=self.device)
+                if self.device.type == "cuda":
+                    for buf in (self._cache.k, self._cache.v, self._cache.pos, self._cache.key_pos):
+                        torch._dynamo.mark_static_address(buf)
+            self._cache.reset()
+            return self._cache
         if self.static_kv_cache:
             return self.model.new_kv_cache(1, device=self.device)
         return self.model.new_kv_cache(1, device=self.device, static=False)
