@@ -52,7 +52,7 @@ class KVCache:
         self.batch_size = batch_size
         self.length = 0
         self._q_pos = self.key_pos[:0]
-        self._mask = torch.zeros(0, max_len, dtype=torch.bool, device=device)
+        self._mask = torch.zeros(0, max_len, dtype=dtype, device=device)
 
     def reset(self) -> None:
         """Empty the cache (stale slots stay in memory but are masked out)."""
@@ -65,10 +65,13 @@ class KVCache:
 
     def positions(self, t: int) -> torch.Tensor:
         """Absolute positions ``[t]`` (device) of the next ``t`` tokens; also prepares the
-        ``[t, S]`` mask (query at p sees keys 0 … p) used by every layer of this step."""
+        additive ``[t, S]`` mask (0 where the query at p sees key 0 … p, -inf after) used by
+        every layer of this step."""
         q_pos = self.pos + torch.arange(t, device=self.pos.device)
         self._q_pos = q_pos
-        self._mask = self.key_pos[None, :] <= q_pos[:, None]
+        # additive float mask, made once per step (a boolean one is converted in every layer)
+        self._mask = torch.zeros(t, self.max_len, dtype=self.k.dtype, device=self.k.device).masked_fill_(
+            self.key_pos[None, :] > q_pos[:, None], float("-inf"))
         return q_pos
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
