@@ -4,7 +4,11 @@
 code from the file runs), then :meth:`Generator.stream` yields tokens one by one as
 :class:`TokenEvent` objects. With the KV cache each step feeds only the newest token, so
 the cost of a token does not grow with a recomputation of the whole sequence; without it
-(``use_kv_cache=False``) each step re-runs the whole window, as exp7's chat did.
+(``use_kv_cache=False``) each step re-runs the whole window, as exp7's chat did. The cache is
+the static one (:class:`tui_lab.models.KVCache`): a decode step feeds a reused ``[1, 1]``
+device tensor, greedy picks the token on the device, and the token is read back once per
+step (for streaming and the stop rules), so the step can be captured in a CUDA graph
+(``compile_step=True``).
 
 The context window: the model sees ``ids[start:]``, at most ``max_seq_len`` tokens. When
 the next token would not fit, the window **slides**: it restarts from the last three
