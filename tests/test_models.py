@@ -170,8 +170,8 @@ def test_new_kv_cache_preallocates_and_resets(kind):
     model = small(kind)
     cache = model.new_kv_cache(2)
     assert isinstance(cache, KVCache) and cache.length == 0
-    assert len(cache.k) == len(cache.v) == SMALL[kind]["num_layers"]
-    assert all(t.size(2) == SMALL[kind]["max_seq_len"] for t in cache.k + cache.v)
+    assert cache.k.size(0) == cache.v.size(0) == SMALL[kind]["num_layers"]  # [layers, batch, heads, max_seq_len, head_dim]
+    assert cache.k.size(3) == cache.v.size(3) == SMALL[kind]["max_seq_len"]
     x = torch.randint(0, 211, (2, 10))
     with torch.no_grad():
         first = model(x, kv_cache=cache)

@@ -1,3 +1,3 @@
-from tui_lab.cli import main
+from tui_lab.launch import main
 
 main()

@@ -17,7 +17,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from ..config import ExperimentsConfig
+from ..config import ConfigError, ExperimentsConfig
 from .messages import StoreScanned
 from .notify import StateNotifier
 from .screens.main import MainScreen
@@ -31,16 +31,48 @@ class TuiLabApp(App):
     def __init__(self, cfg: ExperimentsConfig, runs_dir: Path | None = None):
         super().__init__()
         self.cfg = cfg
-        base = Path(cfg.settings.runs_dir)
+        base = Path(cfg.runs_dir)
         self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
         self.notifier: StateNotifier | None = None  # notifications on run state changes (app/notify.py)
+        self.config_error: ConfigError | None = None  # set when the deferred validation fails
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """What the first frame did not wait for, in a thread: the schema validation the CLI
+        deferred (pydantic) and the plotting library. A bad file ends the app with exit code
+        2 and :func:`run_app` raises its :class:`ConfigError`, so the user gets the message a
+        full load would have given."""
+
+        def check() -> None:
+            if not getattr(self.cfg, "validated", True):
+                try:
+                    self.cfg.validate()
+                except ConfigError as exc:
+                    self.config_error = exc
+                    self.call_from_thread(self.exit, return_code=2)
+                    return
+                self.call_from_thread(self._config_validated)
+            from .widgets.plots import warm_up
+
+            warm_up()
+
+        self.run_worker(check, thread=True, group="config", name="validate experiments file")
+
+    def _config_validated(self) -> None:
+        try:
+            main = self.main
+        except LookupError:
+            return
+        main.show_detail(main.highlighted_experiment())
 
     def on_store_scanned(self, message: StoreScanned) -> None:
         """Every scan (bubbling up from the main screen): notify runs that changed state."""
+        if not getattr(self.cfg, "validated", True):
+            return  # the settings are read once the deferred validation has passed
         if self.notifier is None:
             s = self.cfg.settings
             self.notifier = StateNotifier(lambda text, title, severity: self.notify(
@@ -65,5 +97,13 @@ class TuiLabApp(App):
 
 
 def run_app(cfg: ExperimentsConfig) -> None:
-    """Open the app on a loaded experiments file (blocks until the user quits)."""
-    TuiLabApp(cfg).run()
+    """Open the app on a loaded experiments file (blocks until the user quits).
+
+    Raises:
+        ConfigError: the file was loaded with ``validate=False`` and failed its validation
+            (the app closed itself right after its first frame).
+    """
+    app = TuiLabApp(cfg)
+    app.run()
+    if app.config_error is not None:
+        raise app.config_error

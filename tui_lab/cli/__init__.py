@@ -39,14 +39,18 @@ def _root(
     """With no command: open the terminal app on ./experiments.toml (or --config)."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..config import ConfigError
     from .common import fail, load_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, validate=False)  # the schema check runs right after the first frame
     try:
         from ..app import run_app
     except ImportError:
         fail("the terminal app is not available in this build")
-    run_app(cfg)
+    try:
+        run_app(cfg)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _no_list_placeholders(command) -> None:

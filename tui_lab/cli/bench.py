@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -19,15 +20,19 @@ def bench_cmd(
     overrides: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="section.key=value for the experiment."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default: the experiment's (at most 8 on a CPU)."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Default: model.max_seq_len."),
-    steps: int = typer.Option(5, "--steps", min=1, help="Timed training steps per model (after 2 warm-up steps)."),
+    steps: int = typer.Option(5, "--steps", min=1, help="Timed training steps per model and repetition (after 2 warm-up steps)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Alternating repetitions per figure (medians; start-up: at least 5)."),
     context: int = typer.Option(256, "--context", help="Prompt tokens before decoding."),
     new_tokens: int = typer.Option(64, "--new-tokens"),
     skip: Optional[list[str]] = typer.Option(None, "--skip", metavar="PART", help="train, decode, tokenize or startup (repeatable)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                          help="torch CPU threads (default: torch's; 1 on a machine other jobs share)."),
     compile: bool = typer.Option(False, "--compile", help="Also time tui-lab's model under torch.compile."),
-    as_json: bool = typer.Option(False, "--json", help="End with one JSON line holding every figure."),
+    as_json: bool = typer.Option(False, "--json", help="Print only one JSON line, every figure, on stdout (progress on stderr)."),
 ) -> None:
-    """Training tokens/s and MFU vs transformers, decode tokens/s with and without the KV cache,
-    tokenization MB/s and cache reload, app start-up time."""
+    """Training tokens/s and MFU vs transformers, decode tokens/s (static KV cache, the previous
+    cache, no cache, transformers' generate), tokenization MB/s and cache reload, app start-up
+    vs a bare Textual app. Every figure: the median of alternating repetitions, min and max beside it."""
     import json
 
     import torch
@@ -44,32 +49,40 @@ def bench_cmd(
     except (ConfigError, TuiLabError) as exc:
         fail(str(exc))
     skip = set(skip or [])
-    out = err_console if as_json else console  # with --json, stdout holds the JSON alone
+    if threads:
+        torch.set_num_threads(threads)
+    say = err_console if as_json else console  # --json: stdout holds the JSON line only
     model_cfg = exp.model
     one = exp.train.batch_size or max(1, exp.train.global_batch_size // exp.train.grad_accum_steps)  # one process
     batch = batch_size or (one if dev.type != "cpu" else min(one, 8))
     seq = seq_len or exp.model.max_seq_len
     result: dict = {"experiment": experiment, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
                     "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "device": str(dev)}
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     if "train" not in skip:
-        out.print(f"training: tui-lab vs transformers at the {experiment} shape, batch {batch} × {seq} …")
-        result["train"] = bench_training(model_cfg, dev, batch, seq, steps, compile, exp.train.fused_cross_entropy)
-        _show(out, result["train"])
+        say.print(f"training: tui-lab vs transformers at the {experiment} shape, batch {batch} × {seq}, "
+                  f"{repeats} × {steps} steps each …")
+        result["train"] = bench_training(model_cfg, dev, batch, seq, steps, compile, exp.train.fused_cross_entropy,
+                                         repeats)
+        _show(say, result["train"])
     if "decode" not in skip:
-        out.print(f"decoding: {new_tokens} tokens after a {context}-token context …")
-        result["decode"] = bench_decode(model_cfg, dev, min(context, exp.model.max_seq_len - new_tokens), new_tokens)
-        _show(out, result["decode"])
+        say.print(f"decoding: {new_tokens} tokens after a {context}-token context, {repeats} repetitions …")
+        result["decode"] = bench_decode(model_cfg, dev, min(context, exp.model.max_seq_len - new_tokens), new_tokens,
+                                        repeats)
+        _show(say, result["decode"])
     if "tokenize" not in skip:
         try:
-            result["tokenize"] = bench_tokenize(exp.data)
+            result["tokenize"] = bench_tokenize(exp.data, repeats)
         except TuiLabError as exc:
             result["tokenize"] = {"error": str(exc)}
-        _show(out, result["tokenize"])
+        _show(say, result["tokenize"])
     if "startup" not in skip:
-        result["startup"] = bench_startup(str(cfg.path))
-        _show(out, result["startup"])
+        say.print("start-up: tui-lab vs a bare Textual app, alternating …")
+        result["startup"] = bench_startup(str(cfg.path), max(5, repeats))
+        _show(say, result["startup"])
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if as_json:
         print(json.dumps(result, sort_keys=True))
 

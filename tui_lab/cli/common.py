@@ -26,15 +26,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_config(path: Path | None):
-    """Load the experiments file or exit 2 with the message naming file and key."""
+def load_config(path: Path | None, validate: bool = True):
+    """Load the experiments file or exit 2 with the message naming file and key
+    (``validate=False``: see :func:`tui_lab.config.load_experiments`)."""
     from ..config import DEFAULT_FILENAME, ConfigError, load_experiments
 
     if path is None and not Path(DEFAULT_FILENAME).exists():
         fail(f"no {DEFAULT_FILENAME} in {Path.cwd()}: run `tui-lab init` to write the default one, "
              "or pass --config FILE")
     try:
-        return load_experiments(path)
+        return load_experiments(path, validate=validate)
     except ConfigError as exc:
         fail(str(exc))
 

@@ -3,6 +3,12 @@
 Every failure is a :class:`ConfigError` whose message names the file, the experiment
 and the key at fault (and the line for TOML syntax errors); the CLI prints it and
 exits with code 2.
+
+pydantic and the schema are imported only when a file is validated: with
+``load_experiments(path, validate=False)`` the file is read and its structure checked
+(the same errors as a full load, up to the schema), and the schema validation runs on
+first use of ``.experiments[name]``, ``.settings``, ``.get`` or :meth:`ExperimentsConfig.validate`
+— the app's first frame does not wait for it.
 """
 
 from __future__ import annotations
@@ -11,14 +17,18 @@ import copy
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..errors import TuiLabError
-from .schema import Experiment, ExperimentsFile
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .schema import Experiment, ExperimentsFile, Settings
 
 DEFAULT_FILENAME = "experiments.toml"
+DEFAULT_RUNS_DIR = "runs"
+"""``[settings] runs_dir`` when the file does not set it (= ``Settings.runs_dir``'s default)."""
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
@@ -63,7 +73,7 @@ def _loc_to_key(loc: tuple[Any, ...]) -> tuple[str | None, str]:
     return None, ".".join(parts) or "(top level)"
 
 
-def format_validation_error(path: Path | str, err: ValidationError) -> str:
+def format_validation_error(path: Path | str, err: "ValidationError") -> str:
     """One line per problem: ``FILE: experiment 'NAME': key 'model.d_model': message``."""
     lines = []
     for e in err.errors(include_url=False):
@@ -131,31 +141,92 @@ def apply_overrides(raw_exp: dict[str, Any], overrides: list[str]) -> dict[str, 
     return out
 
 
-class ExperimentsConfig:
-    """A validated experiments file: ``.experiments`` (name → :class:`Experiment`),
-    ``.settings`` and ``.path``; ``.raw`` keeps the TOML tables for overrides."""
+class _LazyExperiments(Mapping[str, "Experiment"]):
+    """The experiments of a file not validated yet: names (iteration, ``in``, ``len``) from
+    the TOML; looking one up validates the whole file first (raises :class:`ConfigError`)."""
 
-    def __init__(self, path: Path, raw: dict[str, Any], parsed: ExperimentsFile):
+    def __init__(self, cfg: "ExperimentsConfig"):
+        self._cfg = cfg
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cfg.names)
+
+    def __len__(self) -> int:
+        return len(self._cfg.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cfg.raw["experiments"]
+
+    def __getitem__(self, name: str) -> "Experiment":
+        return self._cfg.validate()[name]
+
+
+class ExperimentsConfig:
+    """An experiments file: ``.experiments`` (name → :class:`Experiment`), ``.settings`` and
+    ``.path``; ``.raw`` keeps the TOML tables for overrides.
+
+    Made by :func:`load_experiments`; when it was read with ``validate=False``, the schema
+    validation runs on first use of an experiment or the settings (or :meth:`validate`),
+    and raises the :class:`ConfigError` a full load would have raised.
+    """
+
+    def __init__(self, path: Path, raw: dict[str, Any], parsed: "ExperimentsFile | None" = None):
         self.path = path
         self.raw = raw
-        self.settings = parsed.settings
-        self.experiments = parsed.experiments
+        self._parsed = parsed
+
+    @property
+    def validated(self) -> bool:
+        """Whether the schema validation has run (and passed)."""
+        return self._parsed is not None
+
+    def validate(self) -> dict[str, "Experiment"]:
+        """Validate the file now if not yet done; return name → :class:`Experiment`.
+
+        Raises:
+            ConfigError: schema errors, each naming the file, experiment and key.
+        """
+        if self._parsed is None:
+            self._parsed = _validate_file(self.path, self.raw)
+        return self._parsed.experiments
+
+    @property
+    def experiments(self) -> Mapping[str, "Experiment"]:
+        if self._parsed is None:
+            return _LazyExperiments(self)
+        return self._parsed.experiments
+
+    @property
+    def settings(self) -> "Settings":
+        self.validate()
+        assert self._parsed is not None
+        return self._parsed.settings
+
+    @property
+    def runs_dir(self) -> str:
+        """``[settings] runs_dir`` as written (before validation: the raw string, or the
+        default when it is missing or not a string; validation reports a bad one)."""
+        if self._parsed is not None:
+            return self._parsed.settings.runs_dir
+        value = self.raw.get("settings", {}).get("runs_dir") if isinstance(self.raw.get("settings"), dict) else None
+        return value if isinstance(value, str) else DEFAULT_RUNS_DIR
 
     @property
     def names(self) -> list[str]:
-        return list(self.experiments)
+        return list(self.raw["experiments"])
 
-    def get(self, name: str, overrides: list[str] | None = None) -> Experiment:
+    def get(self, name: str, overrides: list[str] | None = None) -> "Experiment":
         """The experiment ``name`` with ``--set`` overrides applied and re-validated.
 
         Raises:
             ConfigError: unknown experiment, or an override that makes it invalid.
         """
-        if name not in self.experiments:
+        if name not in self.raw["experiments"]:
             known = ", ".join(self.names) or "none"
             raise ConfigError(f"{self.path}: no experiment named {name!r} (known: {known})")
+        experiments = self.validate()
         if not overrides:
-            return self.experiments[name]
+            return experiments[name]
         table = apply_overrides(self.raw["experiments"][name], overrides)
         return validate_experiment(table, name, source=f"{self.path} (with --set)")
 
@@ -171,8 +242,12 @@ def _inject_names(raw: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def validate_experiment(table: dict[str, Any], name: str, source: str = "<config>") -> Experiment:
+def validate_experiment(table: dict[str, Any], name: str, source: str = "<config>") -> "Experiment":
     """Validate one experiment's raw table (e.g. a run's saved ``config.json``)."""
+    from pydantic import ValidationError
+
+    from .schema import ExperimentsFile
+
     try:
         parsed = ExperimentsFile.model_validate({"experiments": {name: {**table, "name": name}}})
     except ValidationError as err:
@@ -180,9 +255,25 @@ def validate_experiment(table: dict[str, Any], name: str, source: str = "<config
     return parsed.experiments[name]
 
 
-def load_experiments(path: Path | str | None = None) -> ExperimentsConfig:
+def _validate_file(path: Path, raw: dict[str, Any]) -> "ExperimentsFile":
+    from pydantic import ValidationError
+
+    from .schema import ExperimentsFile
+
+    try:
+        return ExperimentsFile.model_validate(_inject_names(raw))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(path, err)) from None
+
+
+def load_experiments(path: Path | str | None = None, validate: bool = True) -> ExperimentsConfig:
     """Load and validate an experiments file (``./experiments.toml`` by default).
 
+    Args:
+        validate: ``False`` reads the file and checks its structure now and leaves the schema
+            validation (and the pydantic import) to the first use of an experiment or the
+            settings, or to :meth:`ExperimentsConfig.validate` (the app calls it right after
+            its first frame); the errors are the same either way.
     Raises:
         ConfigError: missing file, TOML syntax error (with line), or schema errors,
             each naming the file, experiment and key.
@@ -193,13 +284,12 @@ def load_experiments(path: Path | str | None = None) -> ExperimentsConfig:
         raise ConfigError(f"{path}: no [experiments.NAME] tables: nothing to run")
     if not isinstance(raw["experiments"], dict) or not raw["experiments"]:
         raise ConfigError(f"{path}: key 'experiments' must hold at least one [experiments.NAME] table")
-    try:
-        parsed = ExperimentsFile.model_validate(_inject_names(raw))
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(path, err)) from None
-    return ExperimentsConfig(path, raw, parsed)
+    cfg = ExperimentsConfig(path, raw)
+    if validate:
+        cfg.validate()
+    return cfg
 
 
-def experiment_to_table(exp: Experiment) -> dict[str, Any]:
+def experiment_to_table(exp: "Experiment") -> dict[str, Any]:
     """The resolved experiment as a plain dict (saved with each run as ``config.json``)."""
     return exp.model_dump(mode="json")

@@ -4,7 +4,11 @@
 code from the file runs), then :meth:`Generator.stream` yields tokens one by one as
 :class:`TokenEvent` objects. With the KV cache each step feeds only the newest token, so
 the cost of a token does not grow with a recomputation of the whole sequence; without it
-(``use_kv_cache=False``) each step re-runs the whole window, as exp7's chat did.
+(``use_kv_cache=False``) each step re-runs the whole window, as exp7's chat did. The cache is
+the static one (:class:`tui_lab.models.KVCache`): a decode step feeds a reused ``[1, 1]``
+device tensor, greedy picks the token on the device, and the token is read back once per
+step (for streaming and the stop rules), so the step can be captured in a CUDA graph
+(``compile_step=True``).
 
 The context window: the model sees ``ids[start:]``, at most ``max_seq_len`` tokens. When
 the next token would not fit, the window **slides**: it restarts from the last three
@@ -28,7 +32,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..errors import TuiLabError
-from .sampling import SamplingParams, sample_next
+from .sampling import SamplingParams, next_token
 
 ON_FULL = ("slide", "stop")
 
@@ -195,12 +199,18 @@ class Generator:
         model: a tui-lab model (``forward(idx, kv_cache=None)``, ``new_kv_cache``, ``config``).
         tokenizer: ``encode``, ``decode_bytes`` and ``eot_token`` (see ``tui_lab.data``).
         use_kv_cache: decode with the model's KV cache (default) or recompute the window.
+        static_kv_cache: the static cache (default; fixed shapes, device-side position, see
+            :mod:`tui_lab.models.kv_cache`) or, ``False``, the sliced baseline.
+        compile_step: run each one-token decode step through ``torch.compile`` of the model's
+            device-only ``step`` (``mode="reduce-overhead"``, i.e. a CUDA graph, on CUDA);
+            off by default. Needs the static cache.
         on_full: ``"slide"`` (default) or ``"stop"`` when the context reaches max_seq_len.
         metadata: the checkpoint's metadata (``checkpoint``, ``experiment``, ``data``...).
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, device: torch.device | str = "cpu", *,
-                 use_kv_cache: bool = True, on_full: str = "slide", metadata: dict[str, Any] | None = None):
+                 use_kv_cache: bool = True, on_full: str = "slide", metadata: dict[str, Any] | None = None,
+                 static_kv_cache: bool = True, compile_step: bool = False):
         if on_full not in ON_FULL:
             raise ValueError(f"on_full must be one of {', '.join(ON_FULL)} (got {on_full!r})")
         self.model = model.eval()
@@ -211,6 +221,10 @@ class Generator:
         self.metadata = metadata or {}
         self.max_len = int(model.config.max_seq_len)
         self.last_stats = GenerationStats()
+        self.static_kv_cache = static_kv_cache
+        self.compile_step = compile_step
+        self._compiled: Callable[..., torch.Tensor] | None = None
+        self._cache: Any = None  # with compile_step: the one static cache every call reuses
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", tokenizer_path: str | None = None,
@@ -245,14 +259,56 @@ class Generator:
         return cls(model, tokenizer, dev, metadata=meta, **kwargs)
 
     # ------------------------------------------------------------------ decoding
-    def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
-        """Logits ``[V]`` (float32) after ``ids``; with a cache, ``ids`` are appended to it.
+    def _forward(self, ids: list[int] | torch.Tensor, cache: Any) -> torch.Tensor:
+        """Logits ``[V]`` (float32) after ``ids`` (a list, or a ``[1, T]`` device tensor);
+        with a cache, ``ids`` are appended to it.
 
         ``no_grad`` is entered per call, never held across a ``yield`` (it is thread-local
         state that would leak into the caller's code between tokens)."""
         with torch.no_grad():
-            x = torch.tensor([ids], dtype=torch.long, device=self.device)
+            x = ids if isinstance(ids, torch.Tensor) else torch.tensor([ids], dtype=torch.long, device=self.device)
             return self.model(x, kv_cache=cache)[0, -1].float()
+
+    def new_cache(self) -> Any:
+        """A fresh KV cache for one sequence on this generator's device (None without one)."""
+        if not self.use_kv_cache:
+            return None
+        if self.static_kv_cache and self.compile_step:
+            # one cache for every call: a captured graph keeps reading and writing the same buffers
+            if self._cache is None:
+                self._cache = self.model.new_kv_cache(1, device=self.device)
+                if self.device.type == "cuda":
+                    for buf in (self._cache.k, self._cache.v, self._cache.pos, self._cache.key_pos):
+                        torch._dynamo.mark_static_address(buf)
+            self._cache.reset()
+            return self._cache
+        if self.static_kv_cache:
+            return self.model.new_kv_cache(1, device=self.device)
+        return self.model.new_kv_cache(1, device=self.device, static=False)
+
+    def decode_step(self, token: torch.Tensor, cache: Any) -> torch.Tensor:
+        """One decode step: ``token [1, 1]`` (device) → logits ``[V]`` (float32, device).
+
+        With the static cache this is the step a CUDA graph captures: fixed shapes, the
+        position read from the cache's device tensor, no host sync; the host only counts
+        ``cache.length`` around it (and checks it against ``max_seq_len``). With
+        ``compile_step`` the model's ``step`` runs compiled."""
+        if not (self.compile_step and getattr(cache, "static", False) and hasattr(self.model, "step")):
+            return self._forward(token, cache)
+        if cache.length + 1 > self.max_len:
+            raise ValueError(f"position {cache.length} exceeds max_seq_len {self.max_len}")
+        if self._compiled is None:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            model = self.model
+
+            def step(tok: torch.Tensor, kv: Any) -> torch.Tensor:
+                return model.step(tok, kv)[0, -1].float()
+
+            self._compiled = torch.compile(step, mode=mode, fullgraph=True)
+        with torch.no_grad():
+            logits = self._compiled(token, cache)
+        cache.advance(1)
+        return logits
 
     def stream(self, prompt: str | list[int], params: SamplingParams, *, stop_rule: StopRule | None = None,
                should_stop: Callable[[], bool] | None = None, on_full: str | None = None) -> Iterator[TokenEvent]:
@@ -303,10 +359,12 @@ class Generator:
         new: list[int] = []
         stats.token_ids = new  # grows in place: right even if the caller stops iterating early
         emitted = 0  # characters of stats.text already yielded
-        cache = self.model.new_kv_cache(1, device=self.device) if self.use_kv_cache else None
+        cache = self.new_cache()
+        token = torch.zeros(1, 1, dtype=torch.long, device=self.device)  # the decode step's input, reused
         logits = self._forward(ids, cache)
         while True:
-            nxt = sample_next(logits, params, new, gen)
+            nxt_t = next_token(logits, params, new, gen)  # on the device
+            nxt = int(nxt_t)  # the one read-back per token (streaming, stop rules)
             if eot is not None and nxt == eot:
                 stats.stop_reason = "eos"
                 break
@@ -349,7 +407,8 @@ class Generator:
                     cache.reset()
                 logits = self._forward(ids[start:], cache)
             elif cache is not None:
-                logits = self._forward([nxt], cache)
+                token.copy_(nxt_t.view(1, 1))
+                logits = self.decode_step(token, cache)
             else:
                 logits = self._forward(ids[start:], None)
         if stats.stop_reason in ("eos", "stopped"):

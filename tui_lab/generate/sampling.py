@@ -111,20 +111,28 @@ def process_logits(logits: torch.Tensor, params: SamplingParams,
     return top_p_filter(top_k_filter(logits, params.top_k), params.top_p)
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, previous: torch.Tensor | Sequence[int],
-                generator: torch.Generator | None) -> int:
-    """Pick the next token id from one logits row ``[V]`` (any float dtype, any device).
+def next_token(logits: torch.Tensor, params: SamplingParams, previous: torch.Tensor | Sequence[int],
+               generator: torch.Generator | None) -> torch.Tensor:
+    """The next token id as a 0-d LongTensor on ``logits``' device (no host sync for greedy).
 
     Order: repetition penalty over ``previous`` (the ids generated so far), then greedy
-    (temperature 0: argmax) or temperature → top-k → top-p → a multinomial draw from
-    ``generator`` (seeded: the same seed gives the same tokens).
+    (temperature 0: argmax, on the device) or temperature → top-k → top-p → a multinomial
+    draw from ``generator`` (seeded: the same seed gives the same tokens on any device; the
+    draw runs on the generator's device, so on a GPU the probabilities are copied to it).
     """
     import torch
 
     logits = process_logits(logits, params, previous)
     if params.temperature == 0:
-        return int(logits.argmax())
+        return logits.argmax()
     probs = torch.softmax(logits, -1)
     if generator is not None and generator.device != probs.device:
         probs = probs.to(generator.device)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return torch.multinomial(probs, 1, generator=generator)[0].to(logits.device)
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, previous: torch.Tensor | Sequence[int],
+                generator: torch.Generator | None) -> int:
+    """Pick the next token id from one logits row ``[V]`` (any float dtype, any device):
+    :func:`next_token`, read back to the host."""
+    return int(next_token(logits, params, previous, generator))

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from ..config.schema import ModelConfig
-from .kv_cache import KVCache
+from .kv_cache import KVCache, SlicedKVCache
 
 
 def model_config(model_cfg: Mapping[str, Any] | ModelConfig) -> ModelConfig:
@@ -53,7 +53,7 @@ def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
     Returns:
         a module with ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
         (with ``targets=LongTensor[B, T]``: the mean cross-entropy, a float32 scalar),
-        ``new_kv_cache(batch_size, device=None, dtype=None) -> KVCache`` and ``.config``
+        ``new_kv_cache(batch_size, device=None, dtype=None, static=True) -> KVCache`` and ``.config``
         (the typed :class:`ModelConfig`, defaults filled in; ``build_model(model.config)``
         builds the same architecture). Parameters are created
         on the current default device (``with torch.device("meta"):`` for a free count).
@@ -115,4 +115,4 @@ def flops_per_token(model_cfg: Mapping[str, Any] | Any, seq_len: int, num_params
     return int(6 * num_params + 12 * cfg.num_layers * cfg.d_model * seq_len)
 
 
-__all__ = ["KVCache", "ModelConfig", "build_model", "config_dict", "count_parameters", "flops_per_token", "model_config"]
+__all__ = ["KVCache", "SlicedKVCache", "ModelConfig", "build_model", "config_dict", "count_parameters", "flops_per_token", "model_config"]

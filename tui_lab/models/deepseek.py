@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config.schema import ModelConfig
-from .kv_cache import KVCache, attend
+from .kv_cache import AnyKVCache, KVCache, SlicedKVCache, attend
 from .layers import RMSNorm, apply_rope, check_positions, output_head, padded_vocab_size, rope_tables
 
 
@@ -60,7 +60,7 @@ class LatentAttention(nn.Module):
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: AnyKVCache | None,
                 layer: int) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.q_up(self.q_norm(self.q_down(x))).view(B, T, self.heads, self.head_dim).transpose(1, 2)
@@ -97,7 +97,7 @@ class Block(nn.Module):
         self.mlp = GatedMLP(d, cfg.d_ff)
         self.drop = nn.Dropout(p)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None,
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: AnyKVCache | None,
                 layer: int) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
         return x + self.drop(self.mlp(self.mlp_norm(x)))
@@ -161,22 +161,39 @@ class DeepSeekLM(nn.Module):
         with torch.no_grad():
             self.tok_emb.weight[V:].zero_()  # padding rows (none unless pad_vocab_multiple > 1)
 
-    def new_kv_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens
-        (shared key + per-head values per layer, see the class docstring)."""
+    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True) -> KVCache | SlicedKVCache:
+        """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens:
+        shared keys ``[num_layers, batch_size, 1, max_seq_len, head_dim]`` and per-head values
+        ``[num_layers, batch_size, num_heads, max_seq_len, head_dim]`` (see the class
+        docstring); the static :class:`KVCache` (default) or, ``static=False``, the sliced baseline."""
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
-        return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim, self.head_dim,
-                       device, dtype, k_heads=1)
+        cls = KVCache if static else SlicedKVCache
+        return cls(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim, self.head_dim,
+                   device, dtype, k_heads=1)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+    def forward(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
                 targets: torch.Tensor | None = None) -> torch.Tensor:
-        start = check_positions(idx, kv_cache, self.max_seq_len)
+        check_positions(idx, kv_cache, self.max_seq_len)
+        out = self.step(idx, kv_cache, targets)
+        if kv_cache is not None:
+            kv_cache.advance(idx.size(1))
+        return out
+
+    def step(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
+             targets: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the host-side checks and ``length`` count (device only;
+        with the static cache a decode step can be captured in a CUDA graph; see
+        :meth:`tui_lab.models.gpt.GPT.step`). RoPE rows are gathered at the cache's device positions."""
         T = idx.size(1)
-        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+        if kv_cache is None:
+            cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        else:
+            pos = kv_cache.positions(T)
+            cos, sin = self.rope_cos[pos], self.rope_sin[pos]
         x = self.drop(self.tok_emb(idx) * self.emb_scale)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, kv_cache, i)
         if kv_cache is not None:
-            kv_cache.advance(T)
+            kv_cache.commit(T)
         return output_head(self.norm(x), self.tok_emb.weight, None, self.vocab_size, targets)

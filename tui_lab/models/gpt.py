@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config.schema import ModelConfig
-from .kv_cache import KVCache, attend
+from .kv_cache import AnyKVCache, KVCache, SlicedKVCache, attend
 from .layers import check_positions, output_head, padded_vocab_size
 
 
@@ -47,7 +47,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: AnyKVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = (proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
                    for proj in (self.q_proj, self.k_proj, self.v_proj))
@@ -77,7 +77,7 @@ class Block(nn.Module):
         self.ff_dropout = nn.Dropout(p)
         self.act = ACTIVATIONS[cfg.activation]
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: AnyKVCache | None, layer: int) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.ff_dropout(self.ff_out(self.act(self.ff_in(self.ln_2(x)))))
 
@@ -92,7 +92,8 @@ class GPT(nn.Module):
     ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
     (unnormalised next-token logits). Without a cache the tokens sit at positions
     ``0 … T-1`` with full causal attention; with a :class:`KVCache` they sit at
-    ``kv_cache.length …``, their keys/values are appended and ``kv_cache.length`` grows by T.
+    ``kv_cache.length …``, their keys/values are written there and ``kv_cache.length``
+    grows by T. :meth:`step` is the device-only part (what a CUDA graph captures).
     ``forward(idx, targets=LongTensor[B, T])`` returns the mean cross-entropy instead
     (float32 scalar, nats/token) without materialising the logits
     (:func:`~tui_lab.models.loss.linear_cross_entropy`).
@@ -139,25 +140,38 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def new_kv_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
+    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True) -> KVCache | SlicedKVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens.
 
-        Per layer: keys and values ``[batch_size, num_heads, max_seq_len, head_dim]``,
-        preallocated on ``device`` in ``dtype`` (default: the model's).
+        Keys and values ``[num_layers, batch_size, num_heads, max_seq_len, head_dim]``,
+        preallocated on ``device`` in ``dtype`` (default: the model's): the static
+        :class:`KVCache` (default), or with ``static=False`` the sliced baseline.
         """
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
-        return KVCache(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim,
-                       self.head_dim, device, dtype)
+        cls = KVCache if static else SlicedKVCache
+        return cls(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim,
+                   self.head_dim, device, dtype)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+    def forward(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
                 targets: torch.Tensor | None = None) -> torch.Tensor:
-        start = check_positions(idx, kv_cache, self.max_seq_len)
+        check_positions(idx, kv_cache, self.max_seq_len)
+        out = self.step(idx, kv_cache, targets)
+        if kv_cache is not None:
+            kv_cache.advance(idx.size(1))
+        return out
+
+    def step(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
+             targets: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` without the host-side checks and the host ``length`` count: with
+        the static :class:`KVCache` every operation stays on the device and every shape
+        depends only on ``idx``'s, so a decode step (``idx [B, 1]``) can be captured in a
+        CUDA graph. The caller keeps positions within ``max_seq_len``."""
         T = idx.size(1)
-        pos = torch.arange(start, start + T, device=idx.device)
+        pos = kv_cache.positions(T) if kv_cache is not None else torch.arange(T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for i, block in enumerate(self.blocks):
             x = block(x, kv_cache, i)
         if kv_cache is not None:
-            kv_cache.advance(T)
+            kv_cache.commit(T)
         return output_head(self.ln_f(x), self.tok_emb.weight, self.out_bias, self.vocab_size, targets)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .kv_cache import KVCache
+from .kv_cache import AnyKVCache
 from .loss import linear_cross_entropy
 
 
@@ -59,8 +59,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.type_as(x)
 
 
-def check_positions(idx: torch.Tensor, kv_cache: KVCache | None, max_seq_len: int) -> int:
-    """Validate a forward call's input; return the absolute position of its first token.
+def check_positions(idx: torch.Tensor, kv_cache: AnyKVCache | None, max_seq_len: int) -> int:
+    """Validate a forward call's input (host side: shapes and the cache's host ``length``,
+    no device read); return the absolute position of its first token.
 
     Raises:
         ValueError: ``idx`` is not ``[B, T]`` with T ≥ 1, a cache was made for another
@@ -72,7 +73,7 @@ def check_positions(idx: torch.Tensor, kv_cache: KVCache | None, max_seq_len: in
     start = 0
     if kv_cache is not None:
         start = kv_cache.length
-        cached_batch = kv_cache.k[0].size(0)
+        cached_batch = kv_cache.batch_size
         if cached_batch != B:
             raise ValueError(f"the KV cache was made for batch size {cached_batch}, got a batch of {B}")
     if start + T > max_seq_len:

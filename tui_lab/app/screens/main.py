@@ -428,11 +428,12 @@ class MainScreen(Screen):
         line.display = True
 
     def show_detail(self, name: str | None) -> None:
-        exp = self.cfg.experiments.get(name) if name else None
+        validated = getattr(self.cfg, "validated", True)  # else the app validates right after the first frame
+        exp = self.cfg.experiments.get(name) if name and validated else None
         runs = self.runs_of(name)
         latest_info = next((s.info for s in reversed(runs) if s.info.get("train_tokens")), runs[-1].info if runs else {})
         counts_row = self.counts.get(name or "", {})
-        key = (name, json.dumps(counts_row, sort_keys=True, default=str), self.counts_state,
+        key = (name, validated, json.dumps(counts_row, sort_keys=True, default=str), self.counts_state,
                latest_info.get("num_params"), latest_info.get("train_tokens"))
         if key == self._detail_key:
             return

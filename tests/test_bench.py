@@ -1,0 +1,52 @@
+"""`tui-lab bench`: alternating repetitions, medians with min/max, JSON alone on stdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tui_lab.bench.stats import alternate, put, ratio
+
+from tiny import tiny_toml
+
+
+def test_alternate_takes_turns_and_put_reports_the_median_and_range():
+    order: list[str] = []
+    values = iter([5.0, 1.0, 9.0, 2.0, 7.0, 3.0])
+
+    def measure(label):
+        def run():
+            order.append(label)
+            return next(values)
+        return run
+
+    runs = alternate({"ours": measure("ours"), "ref": measure("ref")}, 3)
+    assert order == ["ours", "ref"] * 3
+    assert runs == {"ours": [5.0, 9.0, 7.0], "ref": [1.0, 2.0, 3.0]}
+    out: dict = {}
+    assert put(out, "x", runs["ours"]) == 7.0
+    assert (out["x"], out["x_min"], out["x_max"], out["x_runs"]) == (7.0, 5.0, 9.0, [5.0, 9.0, 7.0])
+    ratio(out, "r", runs["ours"], runs["ref"])
+    assert out["r"] == 3.5 and out["r_min"] == round(7 / 3, 3) and out["r_max"] == 5.0
+
+
+def test_bench_json_is_alone_on_stdout_with_medians_of_three(tmp_path):
+    (tmp_path / "experiments.toml").write_text(tiny_toml())
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "bench", "-e", "tiny", "--steps", "1", "--repeats", "3",
+                        "--context", "16", "--new-tokens", "8", "--skip", "tokenize", "--skip", "startup",
+                        "--device", "cpu", "--threads", "1", "--json"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1  # progress went to stderr
+    out = json.loads(r.stdout)
+    assert out["machine"].endswith("1 threads") and len(out["load_average"]) == 3
+    train, decode = out["train"], out["decode"]
+    for fig, key in ((train, "tui_lab_tokens_per_s"), (decode, "kv_cache_tokens_per_s"),
+                     (decode, "sliced_cache_tokens_per_s"), (decode, "no_cache_tokens_per_s")):
+        assert len(fig[f"{key}_runs"]) == 3
+        assert fig[f"{key}_min"] <= fig[key] <= fig[f"{key}_max"]
+    assert "static_vs_sliced_cache" in decode
+    if "reference_tokens_per_s" in train:  # transformers installed (the `bench` extra)
+        assert len(train["reference_tokens_per_s_runs"]) == 3
+        assert "static_vs_reference_generate" in decode and decode["reference_generate_tokens_per_s"] > 0
