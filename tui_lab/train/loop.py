@@ -116,7 +116,7 @@ class Trainer:
         except torch.cuda.OutOfMemoryError:
             cfg = self.exp.train
             key = "train.batch_size" if cfg.batch_size is not None else "train.global_batch_size"
-            msg = (f"CUDA out of memory at {getattr(self, 'batch', '?')} sequences per process x seq_len "
+            msg = (f"CUDA out of memory at batch_size {getattr(self, 'batch', '?')} per process x seq_len "
                    f"{self.exp.seq_len}: lower {key} (raise train.grad_accum_steps to keep the global batch) "
                    "or train.seq_len")
             self._fail(msg)
