@@ -17,7 +17,8 @@ Layout of ``runs/<experiment>/<run-id>/``::
   lr, tokens_seen, tokens_per_s, elapsed_s, mem_mb
 - ``eval``: step, epoch, val_loss (nats/token), val_ppl, val_acc, val_tokens,
   val_word_ppl (WikiText word-level perplexity, or null), is_best, best_val_loss,
-  tokens_seen, elapsed_s
+  tokens_seen, elapsed_s, val_ppl_seed_style (the seed scripts' mean of per-batch mean
+  losses, exp'd, for comparison with their logs; see ``train.evaluate.EvalResult``)
 - ``epoch_end``: step, epoch (the epoch now starting)
 - ``sample``: step, prompt, text
 - ``end``: status, step, message, best_val_loss

@@ -372,6 +372,7 @@ class Trainer:
         self._emit("eval", step=self.p.step, epoch=sampler.epoch, val_loss=round(res.val_loss, 6),
                    val_ppl=round(res.val_ppl, 4), val_acc=round(res.val_acc, 6), val_tokens=res.n_tokens,
                    val_word_ppl=round(word_ppl, 4) if word_ppl else None, is_best=is_best,
+                   val_ppl_seed_style=round(res.val_ppl_seed_style, 4) if res.val_ppl_seed_style else None,
                    best_val_loss=round(self.p.best_val_loss, 6), tokens_seen=self.p.tokens_seen,
                    elapsed_s=round(self.p.elapsed_s, 3))
         if save:
