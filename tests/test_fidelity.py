@@ -341,12 +341,13 @@ def test_evaluation_records_the_seed_scripts_mean_of_batch_means_beside_the_exac
     assert abs(res.val_loss_seed_style - res.val_loss) > 1e-4  # the two definitions really differ here
 
 
+@pytest.mark.parametrize("cfg", [EXP1, EXP3], ids=["exp1", "exp3"])
 @pytest.mark.parametrize("init", ["torch_default", "gpt2"])
-def test_sanity_init_check_names_the_init_that_explains_the_loss(init):
+def test_sanity_init_check_names_the_init_that_explains_the_loss(init, cfg):
     from tui_lab.train.sanity import check_init_loss
 
     torch.manual_seed(0)
-    model = build_model({**EXP1, **SEED, "init": init})
+    model = build_model({**cfg, **SEED, "init": init})
     val = np.random.default_rng(0).integers(0, V, 2000)
     check = check_init_loss(model, val, V, T)
     assert check.ok, check.detail
