@@ -60,6 +60,15 @@ class ModelConfig(_Strict):
     # exact erf GELU; "gelu_tanh": GPT-2's tanh approximation) and the LayerNorm epsilon
     activation: Literal["relu", "gelu", "gelu_tanh"] = "gelu"
     layer_norm_eps: Annotated[float, Field(gt=0, le=1e-1)] = 1e-5
+    # gpt only: where dropout sits ("seed": the seed scripts' LanguageModel — attention weights,
+    # attention output, FFN after the activation, after linear2 and again after the FFN, none on
+    # the embeddings; "gpt2": attention weights, attention output, FFN output, embeddings) and the
+    # initialisation ("torch_default": PyTorch's own — Embedding N(0, 1), Linear Kaiming-uniform,
+    # as the seed scripts; "gpt2": N(0, 0.02), residual projections / sqrt(2·num_layers)).
+    # init applies to deepseek too ("torch_default": exp7's code, embedding N(0, 0.02), linears
+    # PyTorch's own); dropout_layout is gpt only
+    dropout_layout: Literal["seed", "gpt2"] = "gpt2"
+    init: Literal["torch_default", "gpt2"] = "gpt2"
 
     @model_validator(mode="after")
     def _shapes(self) -> "ModelConfig":

@@ -3,6 +3,11 @@
 Pre-norm blocks with RMSNorm (Zhang & Sennrich 2019); the token embedding is scaled by
 ``sqrt(d_model)`` and tied to the output head (no output bias); a final RMSNorm.
 
+As exp7's code (docs/fidelity.md): the block and final norms use ``torch.nn.RMSNorm``'s
+default eps (``finfo(dtype).eps``), the two latent norms inside attention 1e-6 (DeepSeek-V3's
+``DeepseekV3RMSNorm``); dropout on the scaled embedding, the attention weights, the attention
+and MLP branches (block level) and after the final norm.
+
 Attention is multi-head latent attention (MLA; DeepSeek-V2, arXiv 2405.04434, §2.1):
 
 * queries through a low-rank bottleneck: ``d → q_lora_rank`` (bias), RMSNorm,
@@ -91,9 +96,9 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d, p = cfg.d_model, cfg.dropout
-        self.attn_norm = RMSNorm(d)
+        self.attn_norm = RMSNorm(d, eps=None)  # exp7: nn.RMSNorm(d_model), default eps
         self.attn = LatentAttention(d, cfg.num_heads, cfg.q_lora_rank, cfg.kv_lora_rank, p)
-        self.mlp_norm = RMSNorm(d)
+        self.mlp_norm = RMSNorm(d, eps=None)
         self.mlp = GatedMLP(d, cfg.d_ff)
         self.drop = nn.Dropout(p)
 
@@ -122,10 +127,14 @@ class DeepSeekLM(nn.Module):
     each step (or absorbing it into ``out_proj``); at these sizes the plain values are simpler
     and faster.
 
-    Init: weights N(0, 0.02); residual projections (``attn.out_proj``, ``mlp.down``)
-    N(0, 0.02/sqrt(2·num_layers)); the embedding N(0, 0.02/sqrt(d_model)), so that after the
-    ``sqrt(d_model)`` scale the inputs have std 0.02 and the tied head's logits start near
-    zero (loss ≈ ln(vocab_size)); biases zero, norm weights one.
+    Init (``config.init``): ``"gpt2"`` — weights N(0, 0.02); residual projections
+    (``attn.out_proj``, ``mlp.down``) N(0, 0.02/sqrt(2·num_layers)); the embedding
+    N(0, 0.02/sqrt(d_model)), so that after the ``sqrt(d_model)`` scale the inputs have std
+    0.02 and the tied head's logits start near zero (loss ≈ ln(vocab_size)); biases zero,
+    norm weights one. ``"torch_default"`` — exp7's code: the embedding N(0, 0.02) (its base
+    model's ``_init_weights``), every attention / MLP linear PyTorch's own (Kaiming-uniform
+    weights, uniform biases: exp7 swapped the DeepSeek modules in after that init ran), norm
+    weights one; loss at init ≈ ln(vocab_size) too (logits ≈ N(0, 0.32²) at d_model 256).
 
     Raises:
         ValueError: ``idx`` not ``[B, T]``, a cache of another batch size, or positions
@@ -145,12 +154,16 @@ class DeepSeekLM(nn.Module):
         self.emb_scale = math.sqrt(d)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(L))
-        self.norm = RMSNorm(d)
+        self.norm = RMSNorm(d, eps=None)  # exp7: nn.RMSNorm(d_model), default eps
+        self.out_drop = nn.Dropout(config.dropout)  # exp7: dropout after the final norm
         cos, sin = rope_tables(self.head_dim, self.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         for name, p in self.named_parameters():
-            if name == "tok_emb.weight":
+            if config.init == "torch_default":  # the modules keep PyTorch's init; only the embedding is set
+                if name == "tok_emb.weight":
+                    nn.init.normal_(p, mean=0.0, std=0.02)
+            elif name == "tok_emb.weight":
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(d))
             elif name.endswith(("attn.out_proj.weight", "mlp.down.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * L))
@@ -196,4 +209,4 @@ class DeepSeekLM(nn.Module):
             x = block(x, cos, sin, kv_cache, i)
         if kv_cache is not None:
             kv_cache.commit(T)
-        return output_head(self.norm(x), self.tok_emb.weight, None, self.vocab_size, targets)
+        return output_head(self.out_drop(self.norm(x)), self.tok_emb.weight, None, self.vocab_size, targets)

@@ -7,6 +7,20 @@ of ``nn.MultiheadAttention``) and a feed-forward (``model.activation``: GELU by 
 LayerNorm; the output projection is tied to the token embedding, plus an output bias
 of ``vocab_size``.
 
+Two layouts of the same parameters (``model.dropout_layout``, ``model.init``):
+
+* ``"seed"`` / ``"torch_default"`` — the seed scripts' ``LanguageModel`` (exp1-exp6): dropout
+  on the attention weights, on the attention output, inside the FFN after the activation,
+  after its second linear and **again** on the FFN branch at block level (so four ``nn.Dropout``
+  calls per block plus the attention weights), none on the embeddings; PyTorch's default
+  initialisation (``nn.Embedding`` N(0, 1) — tied to the head, so the loss at init is far
+  above ln V —, ``nn.Linear`` Kaiming-uniform weights and uniform biases in ±1/sqrt(fan_in),
+  LayerNorm ones / zeros, the output bias uniform in ±1/sqrt(d_model) as ``nn.Linear(d, V)``'s).
+  :mod:`.seed_format` maps the seed scripts' state-dict keys onto this module's.
+* ``"gpt2"`` / ``"gpt2"`` — GPT-2 / nanoGPT: dropout on the embeddings, the attention weights,
+  the attention output and the FFN output; init N(0, 0.02), biases zero, residual projections
+  N(0, 0.02/sqrt(2·num_layers)); loss at init ≈ ln V.
+
 Sources: GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask
 Learners"), Transformer attention (Vaswani et al. 2017, arXiv 1706.03762), and the
 layout of nanoGPT's ``model.py`` (Karpathy).
@@ -64,7 +78,13 @@ ACTIVATIONS = {
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + ffn(ln_2(x))``."""
+    """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + ffn(ln_2(x))``.
+
+    ``dropout_layout = "gpt2"``: ``ffn = drop(ff_out(act(ff_in(·))))``; ``"seed"``:
+    ``ffn = drop(drop(ff_out(drop(act(ff_in(·))))))`` — the seed FFN's dropout after ReLU and
+    after ``linear2``, then the block's own dropout on the branch (``ff_act_dropout``,
+    ``ff_dropout``, ``ff_block_dropout``; the two extra ones are ``nn.Identity`` in ``gpt2``).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -74,16 +94,21 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model, eps=cfg.layer_norm_eps)
         self.ff_in = nn.Linear(d_model, cfg.d_ff)
         self.ff_out = nn.Linear(cfg.d_ff, d_model)
+        seed = cfg.dropout_layout == "seed"
+        self.ff_act_dropout = nn.Dropout(p) if seed else nn.Identity()
         self.ff_dropout = nn.Dropout(p)
+        self.ff_block_dropout = nn.Dropout(p) if seed else nn.Identity()
         self.act = ACTIVATIONS[cfg.activation]
 
     def forward(self, x: torch.Tensor, cache: AnyKVCache | None, layer: int) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer)
-        return x + self.ff_dropout(self.ff_out(self.act(self.ff_in(self.ln_2(x)))))
+        h = self.ff_out(self.ff_act_dropout(self.act(self.ff_in(self.ln_2(x)))))
+        return x + self.ff_block_dropout(self.ff_dropout(h))
 
 
 class GPT(nn.Module):
-    """GPT-2-style language model (the seeds' ``LanguageModel``).
+    """GPT-2-style language model (the seeds' ``LanguageModel`` with ``activation = "relu"``,
+    ``dropout_layout = "seed"``, ``init = "torch_default"``).
 
     Args:
         config: the validated ``model`` table (:class:`~tui_lab.config.schema.ModelConfig`);
@@ -102,8 +127,11 @@ class GPT(nn.Module):
     the padding rows start at zero, never receive a gradient, are cut from the logits and
     are left out of :func:`~tui_lab.models.count_parameters`.
 
-    Init as GPT-2 / nanoGPT: weights N(0, 0.02), biases zero, the two residual output
-    projections per block N(0, 0.02/sqrt(2·num_layers)); the loss at init is ≈ ln(vocab_size).
+    Init (``config.init``): ``"gpt2"`` as GPT-2 / nanoGPT — weights N(0, 0.02), biases zero,
+    the two residual output projections per block N(0, 0.02/sqrt(2·num_layers)), loss at
+    init ≈ ln(vocab_size); ``"torch_default"`` as the seed scripts — every module keeps
+    PyTorch's own initialisation and the output bias is uniform in ±1/sqrt(d_model).
+    Dropout placement: ``config.dropout_layout`` (module docstring).
 
     Raises:
         ValueError: ``idx`` not ``[B, T]``, a cache of another batch size, or positions
@@ -122,16 +150,20 @@ class GPT(nn.Module):
         self.vocab_padding_params = (V_pad - V) * (d + 1)  # embedding rows + output bias entries
         self.tok_emb = nn.Embedding(V_pad, d)
         self.pos_emb = nn.Embedding(T, d)
-        self.drop = nn.Dropout(p)
+        self.drop = nn.Dropout(p) if config.dropout_layout == "gpt2" else nn.Identity()  # seed: none on embeddings
         self.blocks = nn.ModuleList(Block(config) for _ in range(L))
         self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.out_bias = nn.Parameter(torch.zeros(V_pad))  # the head's weight is tok_emb.weight (tied)
-        self.apply(self._init)
-        for name, param in self.named_parameters():
-            if name.endswith(("attn.out_proj.weight", "ff_out.weight")):  # residual projections
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * L))
+        if config.init == "gpt2":
+            self.apply(self._init)
+            for name, param in self.named_parameters():
+                if name.endswith(("attn.out_proj.weight", "ff_out.weight")):  # residual projections
+                    nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * L))
+        else:  # torch_default: the modules were built with PyTorch's init; the head bias as nn.Linear(d, V)'s
+            nn.init.uniform_(self.out_bias, -1 / math.sqrt(d), 1 / math.sqrt(d))
         with torch.no_grad():
             self.tok_emb.weight[V:].zero_()  # padding rows (none unless pad_vocab_multiple > 1)
+            self.out_bias[V:].zero_()
 
     @staticmethod
     def _init(module: nn.Module) -> None:

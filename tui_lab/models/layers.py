@@ -19,9 +19,10 @@ class RMSNorm(nn.Module):
 
     Zhang & Sennrich 2019, "Root Mean Square Layer Normalization" (arXiv 1910.07467); no
     mean subtraction and no bias. ``x [..., dim]`` → same shape. ``dim`` parameters.
+    ``eps=None``: ``torch.finfo(x.dtype).eps`` (≈ 1.2e-7 in float32), as ``torch.nn.RMSNorm``'s default.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-6):
+    def __init__(self, dim: int, eps: float | None = 1e-6):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))

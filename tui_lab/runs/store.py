@@ -20,7 +20,9 @@ Layout of ``runs/<experiment>/<run-id>/``::
 - ``eval_progress``: step, tokens_done, tokens_total (at most every ~2 s)
 - ``eval``: step, epoch, val_loss (nats/token), val_ppl, val_acc, val_tokens,
   val_word_ppl (WikiText word-level perplexity, or null), is_best, best_val_loss,
-  tokens_seen, elapsed_s, eval_s (seconds the evaluation took)
+  tokens_seen, elapsed_s, eval_s (seconds the evaluation took), val_ppl_seed_style (the seed
+  scripts' mean of per-batch mean losses, exp'd, for comparison with their logs; see
+  ``train.evaluate.EvalResult``)
 - ``epoch_end``: step, epoch (the epoch now starting)
 - ``sample``: step, prompt, text
 - ``end``: status, step, message, best_val_loss

@@ -1,4 +1,5 @@
-"""Held-out evaluation: mean NLL over every target token, perplexity, next-token accuracy."""
+"""Held-out evaluation: mean NLL over every target token, perplexity, next-token accuracy,
+and the seed scripts' own figure (a mean of per-batch means) beside it for comparison."""
 
 from __future__ import annotations
 
@@ -16,13 +17,21 @@ from ..runs.metrics import perplexity
 class EvalResult:
     """``val_loss``: mean NLL in nats per token over ``n_tokens`` target tokens;
     ``val_ppl = exp(val_loss)``; ``val_acc``: fraction of targets that were the argmax;
-    ``nll_sum``: total NLL in nats (for word-level perplexity = exp(nll_sum / n_words))."""
+    ``nll_sum``: total NLL in nats (for word-level perplexity = exp(nll_sum / n_words)).
+
+    ``val_loss_seed_style``: the seed scripts' validation figure — the mean over batches of
+    each batch's mean loss, on the full ``seq_len`` windows only, in batches of ``batch_size``
+    windows (the last batch partial, weighted like the others); ``val_ppl_seed_style`` its exp.
+    It differs from ``val_loss`` only through that unequal weighting and the final partial
+    window; None when there is no full window."""
 
     val_loss: float
     val_ppl: float
     val_acc: float
     n_tokens: int
     nll_sum: float
+    val_loss_seed_style: float | None = None
+    val_ppl_seed_style: float | None = None
 
 
 def eval_token_count(n_ids: int, max_tokens: int | None = None) -> int:
@@ -39,7 +48,8 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: 
     """Evaluate ``model`` on the token stream ``ids`` (1-D), in non-overlapping windows.
 
     Every target token is counted exactly once (the final partial window too) and the
-    loss is ``sum(NLL) / count`` — never a mean of per-batch means, never padding.
+    loss is ``sum(NLL) / count`` — never a mean of per-batch means, never padding. The seed
+    scripts' mean of per-batch means is returned beside it (:class:`EvalResult`).
 
     Args:
         ids: 1-D token ids of the held-out split; only the first ``max_tokens + 1`` are used
@@ -63,27 +73,33 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: 
     full = [s for s in starts if s + seq_len + 1 <= n]
     tail = [s for s in starts if s + seq_len + 1 > n]
 
-    def run(chunk: torch.Tensor) -> None:
+    batch_means: list[torch.Tensor] = []  # per full-window batch: mean NLL (seed-style figure)
+
+    def run(chunk: torch.Tensor) -> torch.Tensor:
         nonlocal nll_sum, correct, count
         chunk = chunk.to(device, non_blocking=True)
         x, y = chunk[:, :-1], chunk[:, 1:]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(x)
         logits = logits.float()
-        nll_sum += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
+        batch_nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
+        nll_sum += batch_nll
         correct += (logits.argmax(-1) == y).sum()
         count += y.numel()
         if progress is not None:
             progress(count)
+        return batch_nll / y.numel()
 
     offsets = np.arange(seq_len + 1, dtype=np.int64)
     for i in range(0, len(full), batch_size):
         s = np.asarray(full[i : i + batch_size], dtype=np.int64)
-        run(torch.from_numpy(np.asarray(ids[s[:, None] + offsets[None, :]], dtype=np.int64)))
+        batch_means.append(run(torch.from_numpy(np.asarray(ids[s[:, None] + offsets[None, :]], dtype=np.int64))))
     for s in tail:
         run(torch.from_numpy(np.asarray(ids[s:n], dtype=np.int64))[None, :])
     model.train(was_training)
     total = float(nll_sum.item())
     loss = total / count
+    seed_loss = float(torch.stack(batch_means).mean().item()) if batch_means else None
     return EvalResult(val_loss=loss, val_ppl=perplexity(loss), val_acc=int(correct.item()) / count,
-                      n_tokens=count, nll_sum=total)
+                      n_tokens=count, nll_sum=total, val_loss_seed_style=seed_loss,
+                      val_ppl_seed_style=perplexity(seed_loss) if seed_loss is not None else None)

@@ -287,7 +287,8 @@ class Trainer:
                    val_ppl=round(res.val_ppl, 4), val_acc=round(res.val_acc, 6), val_tokens=res.n_tokens,
                    val_word_ppl=round(word_ppl, 4) if word_ppl else None, is_best=is_best,
                    best_val_loss=round(self.p.best_val_loss, 6), tokens_seen=self.p.tokens_seen,
-                   elapsed_s=round(self.p.elapsed_s, 3), eval_s=round(eval_s, 3))
+                   elapsed_s=round(self.p.elapsed_s, 3), eval_s=round(eval_s, 3),
+                   val_ppl_seed_style=round(res.val_ppl_seed_style, 4) if res.val_ppl_seed_style else None)
         if save:
             if is_best:
                 save_best(self.exp, self.run, self.model, step, res.val_loss)

@@ -2,7 +2,8 @@
 
 They catch the bugs that made exp7's numbers invalid: a model that sees the future
 (causality), a validation split that overlaps the training split (leak), and a broken
-initialisation (loss far from ln(vocab_size)).
+initialisation (a loss at init that the configured ``model.init`` does not explain: ≈ ln(vocab_size)
+for GPT-2-style init, far above it for the seed scripts' PyTorch-default init).
 """
 
 from __future__ import annotations
@@ -44,8 +45,38 @@ def check_causality(model: torch.nn.Module, vocab_size: int, seq_len: int, seed:
     return Check("causality", ok, f"max |Δlogit| at positions ≤ {t}: {past:.2e} (must be ~0); after: {future:.2e}")
 
 
+def predicted_init_losses(model: torch.nn.Module, vocab_size: int) -> dict[str, float]:
+    """The loss expected at initialisation under each init the model's family offers, in nats.
+
+    ``gpt2`` (and the deepseek family's own small init): weights N(0, 0.02) make every logit
+    ≈ 0, so the loss is ≈ ln(vocab_size). ``torch_default`` (gpt only, the seed scripts'):
+    the final LayerNorm's output h has unit variance per feature (weight 1, bias 0) and the
+    tied head's rows are ``nn.Embedding``'s N(0, 1), so a logit is ≈ N(0, d_model) — except the
+    input token's own, ≈ d_model/√2, because h ≈ (e_input + e_position)/√2 at init. The loss
+    ≈ logsumexp(z) − z_target with E[z_target] = 0 is estimated as
+    ``logaddexp(E[logsumexp of V draws of N(0, d_model)], d_model/√2)`` (16 draws, fixed seed):
+    18.45 nats at d_model 16 (the random logits dominate), 90.5 at d_model 128 (the input
+    token's own logit dominates), against ln V = 10.82. The block outputs are left out, so
+    deep models land below the estimate (exp6, 12 layers: 302 measured, 362 estimated).
+    """
+    predictions = {"gpt2": math.log(vocab_size)}
+    cfg = getattr(model, "config", None)
+    if cfg is not None and cfg.kind == "gpt":
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(16, vocab_size, generator=g, dtype=torch.float64) * math.sqrt(cfg.d_model)
+        random_logits = torch.logsumexp(z, -1).mean().item()
+        predictions["torch_default"] = float(np.logaddexp(random_logits, cfg.d_model / math.sqrt(2)))
+    return predictions
+
+
 def check_init_loss(model: torch.nn.Module, val_ids: np.ndarray, vocab_size: int, seq_len: int) -> Check:
-    """Loss of the untrained model on real validation tokens should be near ln(vocab_size)."""
+    """Loss of the untrained model on real validation tokens, against ln(vocab_size) and against
+    the loss its init predicts (:func:`predicted_init_losses`); a large gap is attributed to the
+    init whose prediction is nearest. Passes when that is the model's own ``config.init`` and the
+    loss is within 1 nat of ln(vocab_size) (``gpt2``-style init) or within 25 % of the
+    ``torch_default`` estimate (measured on WikiText-2: 18.5 nats at exp1 against 18.45, 83.2 at
+    exp3 against 90.5, 168 at exp4 against 181, 302 at exp6 against 362: the blocks' outputs,
+    left out of the estimate, lower it in deep models)."""
     T = min(seq_len, 128)
     n = min(4, (len(val_ids) - 1) // T)
     chunk = torch.from_numpy(np.asarray(val_ids[: n * T + 1], dtype=np.int64))
@@ -55,9 +86,24 @@ def check_init_loss(model: torch.nn.Module, val_ids: np.ndarray, vocab_size: int
     with torch.no_grad():
         logits = model(x).float()
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1)).item()
-    expected = math.log(vocab_size)
-    return Check("loss at init", abs(loss - expected) < 1.0,
-                 f"{loss:.3f} nats vs ln(vocab_size) = {expected:.3f} (|Δ| must be < 1)")
+    ln_v = math.log(vocab_size)
+    predictions = predicted_init_losses(model, vocab_size)
+    cfg = getattr(model, "config", None)
+    own = cfg.init if cfg is not None and cfg.kind == "gpt" else "gpt2"
+    nearest = min(predictions, key=lambda k: abs(loss - predictions[k]))
+    tolerance = 1.0 if own == "gpt2" else 0.25 * predictions[own]
+    ok = nearest == own and abs(loss - predictions[own]) < tolerance
+    detail = f"{loss:.3f} nats vs ln(vocab_size) = {ln_v:.3f} (gap {loss - ln_v:+.3f})"
+    if cfg is None or cfg.kind != "gpt":
+        return Check("loss at init", ok, f"{detail}; |gap| must be < {tolerance:.2f}")
+    why = {"gpt2": "N(0, 0.02) weights: logits ≈ 0",
+           "torch_default": f"N(0, 1) tied embedding: logits ≈ N(0, d_model = {cfg.d_model}), "
+                                    f"the input token's ≈ d_model/√2"}
+    detail += f": explained by init = {nearest} ({why[nearest]}, predicted {predictions[nearest]:.2f})"
+    if nearest != own or not ok:
+        detail += (f"; but the model's init = {own} predicts {predictions[own]:.2f} "
+                   f"(|Δ| must be < {tolerance:.2f})")
+    return Check("loss at init", ok, detail)
 
 
 def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
