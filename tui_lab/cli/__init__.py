@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: paragraphs wrap to the terminal, flags show no <bool> placeholder
 )
 
 app.command("init")(experiments.init_cmd)
@@ -49,5 +50,18 @@ def _root(
     run_app(cfg)
 
 
+def _no_list_placeholders(command) -> None:
+    """Help names a list argument ``NAMES...`` alone, without Typer's ``<list[str]>`` type."""
+    import typer.core
+
+    for param in getattr(command, "params", []):
+        if isinstance(param, typer.core.TyperArgument) and param.nargs != 1:
+            param.display_type_rich = lambda ctx: None
+    for sub in getattr(command, "commands", {}).values():
+        _no_list_placeholders(sub)
+
+
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _no_list_placeholders(command)
+    command(prog_name="tui-lab")

@@ -41,7 +41,7 @@ def chat_cmd(
                                                        help="CTRL-style; 1 = off."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same reply."),
-    stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", metavar="TEXT", help="Stop before this text (repeatable)."),
     no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the whole window for every token."),
     as_json: bool = typer.Option(False, "--json", help="With --prompt: print one JSON object, no streaming."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
