@@ -220,11 +220,22 @@ class Experiment(_Strict):
         return self.train.seq_len or self.model.max_seq_len
 
 
+class DistributedSettings(_Strict):
+    """``[settings.distributed]``: defaults for ``tui-lab train``'s multi-node flags (a flag wins)."""
+
+    nnodes: Annotated[int, Field(ge=1)] = 1
+    node_rank: Annotated[int, Field(ge=0)] = 0
+    rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
+    nproc_per_node: Annotated[int, Field(ge=1)] = 1
+
+
 class Settings(_Strict):
     """The optional ``[settings]`` table: defaults shared by every experiment."""
 
     runs_dir: str = "runs"
     gpu_hour_price_usd: Annotated[float, Field(ge=0)] = 0.0
+    distributed: DistributedSettings = DistributedSettings()
 
 
 class ExperimentsFile(_Strict):
