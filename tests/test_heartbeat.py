@@ -75,3 +75,48 @@ def test_heartbeat_thread_beats_until_stopped(tmp_path):
     obj = json.loads((tmp_path / "heartbeat").read_text())
     assert obj["host"] == socket.gethostname() and obj["pid"] == os.getpid()
     assert [p.name for p in tmp_path.iterdir()] == ["heartbeat"]  # no temp files left
+
+
+async def test_app_shows_remote_runs_by_their_heartbeat_with_the_host(tmp_path):
+    """The app's experiments table and run panel: a run on another host with a fresh heartbeat
+    is running (host shown), one with a stale heartbeat is interrupted."""
+    from textual.widgets import DataTable
+
+    from tiny import tiny_toml
+    from tui_lab.app.app import TuiLabApp
+    from tui_lab.app.widgets import RunStats
+    from tui_lab.config import load_experiments
+    from waits import wait_for
+
+    cfg = tmp_path / "experiments.toml"
+    cfg.write_text('[settings]\nruns_dir = "runs"\n\n' + tiny_toml("fresh") + tiny_toml("stale"))
+    remote_run(tmp_path / "runs" / "x", "r1", beat_age_s=1).path.rename(_mk(tmp_path / "runs" / "fresh") / "r1")
+    remote_run(tmp_path / "runs" / "y", "r2", beat_age_s=heartbeat.stale_after_s() + 60).path.rename(
+        _mk(tmp_path / "runs" / "stale") / "r2")
+    for name, rid in (("fresh", "r1"), ("stale", "r2")):  # the experiment named in run.json
+        path = tmp_path / "runs" / name / rid / "run.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "experiment": name, "nnodes": 2}))
+    heartbeat.write_heartbeat(tmp_path / "runs" / "fresh" / "r1")  # fresh again after the edit
+    app = TuiLabApp(load_experiments(cfg))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.main.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2 and str(table.get_row("fresh")[1]) == "running",
+                       what="the fresh remote run as running")
+        assert str(table.get_row("stale")[1]) == "interrupted"
+        stats = app.main.query_one("#stats", RunStats)
+        table.focus()
+        table.move_cursor(row=table.get_row_index("fresh"))
+        await wait_for(pilot, lambda: app.main.snapshot is not None and app.main.snapshot.run.run_id == "r1",
+                       what="the fresh run selected")
+        await wait_for(pilot, lambda: f"on {OTHER_HOST} +1 nodes" in stats.plain() and "running" in stats.plain(),
+                       what="host and status in the run panel")
+        table.move_cursor(row=table.get_row_index("stale"))
+        await wait_for(pilot, lambda: app.main.snapshot is not None and app.main.snapshot.run.run_id == "r2",
+                       what="the stale run selected")
+        await wait_for(pilot, lambda: "interrupted" in stats.plain() and OTHER_HOST in stats.plain(),
+                       what="the stale run as interrupted in the panel")
+
+
+def _mk(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
