@@ -102,6 +102,11 @@ def test_two_nodes_on_one_machine_match_one_process_with_the_same_global_batch(t
     assert vb[10] == pytest.approx(va[10], rel=1e-4)
     steps = [e["step"] for e in load_history(run) if e["event"] == "train"]
     assert steps == sorted(set(steps))  # one writer: no duplicate events
+    # --resume checks the world size across nodes: one process cannot continue a 2-node run
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--device", "cpu",
+                        "--quiet", "--resume", str(run.path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "trained with 2 processes in all, this job has 1" in r.stderr and "--nnodes" in r.stderr
 
 
 @pytest.mark.slow
