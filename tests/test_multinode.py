@@ -164,3 +164,21 @@ def test_a_node_that_cannot_see_the_run_folder_fails_with_a_clear_error(tmp_path
     (path,) = list((runs / "tiny").iterdir())
     info = RunDir(path).read_run()
     assert info["status"] == "failed" and "cannot see the run folder" in info["message"]
+
+
+@pytest.mark.parametrize("settings, args, message", [
+    ("[settings.distributed]\nnnodes = 2\n", [], "--nnodes 2: give --rdzv-endpoint HOST:PORT"),
+    ("", ["--nnodes", "2", "--rdzv-endpoint", "node0"], "--rdzv-endpoint 'node0': expected HOST:PORT"),
+    ("[settings.distributed]\nnnodes = 2\nrdzv_endpoint = \"127.0.0.1:1\"\n", ["--node-rank", "2"],
+     "--node-rank 2: must be 0 to 1 (--nnodes 2)"),
+    ("[settings.distributed]\nnodes = 2\n", [], "nodes"),
+])
+def test_multinode_options_and_settings_are_checked_before_anything_starts(tmp_path, settings, args, message):
+    cfg = tmp_path / "experiments.toml"
+    cfg.write_text(settings + "\n" + tiny_toml(max_steps=2))
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg), "--runs-dir",
+                        str(tmp_path / "runs"), "--device", "cpu", "--quiet", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists()
