@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from . import bench, chat, experiments, export, importer, serve, train
+from .launch import launch_app
 from .queue import queue_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.command("import")(importer.import_cmd)
 app.command("bench")(bench.bench_cmd)
 app.command("serve")(serve.serve_cmd)
 app.add_typer(queue_app, name="queue")
+app.add_typer(launch_app, name="launch")
 
 
 @app.callback(invoke_without_command=True)

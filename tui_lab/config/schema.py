@@ -251,6 +251,16 @@ class AlertSettings(_Strict):
     stall_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 10.0
 
 
+class DistributedSettings(_Strict):
+    """``[settings.distributed]``: defaults for ``tui-lab train``'s multi-node flags (a flag wins)."""
+
+    nnodes: Annotated[int, Field(ge=1)] = 1
+    node_rank: Annotated[int, Field(ge=0)] = 0
+    rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
+    nproc_per_node: Annotated[int, Field(ge=1)] = 1
+
+
 class Settings(_Strict):
     """The optional ``[settings]`` table: defaults shared by every experiment."""
 
@@ -258,6 +268,7 @@ class Settings(_Strict):
     gpu_hour_price_usd: Annotated[float, Field(ge=0)] = 0.0
     bell: bool = False  # the terminal bell with the app's notification when a run changes state
     alerts: AlertSettings = AlertSettings()
+    distributed: DistributedSettings = DistributedSettings()
 
 
 class ExperimentsFile(_Strict):

@@ -35,14 +35,31 @@ def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str 
     return cmd
 
 
-def torchrun_command(experiment: str, run: RunDir, *, nproc_per_node: int, device: str = "auto",
-                     resume: bool = False, config: Path | None = None) -> list[str]:
+def torchrun_command(experiment: str, run: RunDir | None, *, nproc_per_node: int, device: str = "auto",
+                     resume: bool = False, config: Path | None = None, nnodes: int = 1, node_rank: int = 0,
+                     rdzv_endpoint: str | None = None, rdzv_id: str = "tui-lab",
+                     rdzv_timeout_s: int = 600) -> list[str]:
     """The argv that starts ``nproc_per_node`` DDP workers with torchrun on this node, each a
     ``tui-lab train`` that trains into the prepared folder ``run`` (``--attach``) or resumes it.
-    The one place this command line is spelled (``tui-lab train --nproc-per-node N`` runs it)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
-           "-m", "tui_lab", "train", experiment, "--device", device, "--quiet"]
-    cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
+    The one place this command line is spelled (``tui-lab train --nproc-per-node N`` runs it).
+
+    With ``nnodes > 1``: torchrun's c10d rendezvous at ``rdzv_endpoint`` (hosted by node 0:
+    ``is_host``), ``join_timeout`` ``rdzv_timeout_s``, no restarts; on nodes other than 0
+    ``run`` is None and the workers ``--join`` the run folder node 0's writer broadcasts
+    (see :mod:`tui_lab.train.multinode`). The caller sets ``TUI_LAB_NODE_RANK`` in the workers'
+    environment. ``tui_lab.train.torchrun`` is torchrun with a one-line ending on failure."""
+    cmd = [sys.executable, "-m", "tui_lab.train.torchrun"]
+    if nnodes > 1:
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
+                f"--rdzv-id={rdzv_id}", "--max-restarts=0",
+                f"--rdzv-conf=is_host={1 if node_rank == 0 else 0},join_timeout={rdzv_timeout_s}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += [f"--nproc-per-node={nproc_per_node}", "-m", "tui_lab", "train", experiment, "--device", device, "--quiet"]
+    if run is None:
+        cmd += ["--join"]
+    else:
+        cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
     if config is not None:
         cmd += ["--config", str(config)]
     return cmd

@@ -6,6 +6,7 @@ Layout of ``runs/<experiment>/<run-id>/``::
     run.json         status, pid, host, device, times, parameter / token counts, git commit
     metrics.jsonl    append-only, one JSON object per event (train / eval / sample / end ...)
     train.log        stdout + stderr of the training process
+    heartbeat        the writer's last sign of life, rewritten every ~10 s (see .heartbeat)
     checkpoints/     best.safetensors, last.safetensors (+ last.state.pt for resume)
 
 ``metrics.jsonl`` events (every object has ``event`` and ``time``, Unix seconds):
@@ -32,7 +33,7 @@ proc_start, host, device, device_name, started_at (the first start) / resumed_at
 resume, or null) / ended_at (Unix s), attempts, message, num_params, train_tokens,
 val_tokens, val_words, total_steps, steps_per_epoch, tokens_per_step, batch_size (per process),
 global_batch_size, git_commit,
-world_size, step, epoch, tokens_seen, best_val_loss, best_val_ppl, best_step, best_epoch,
+world_size, nnodes (nodes of a multi-node job; 1 otherwise), step, epoch, tokens_seen, best_val_loss, best_val_ppl, best_step, best_epoch,
 elapsed_s, wall_time_s.
 
 Format versions (a file without ``format`` is version 1, and every reader accepts it):
@@ -67,7 +68,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -75,6 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
+from .heartbeat import run_alive
 from .process import pid_alive
 
 RUN_FORMAT = 2
@@ -271,11 +272,11 @@ class RunDir:
         return read_json(self.config_path)
 
     def read_run(self) -> dict[str, Any]:
-        """``run.json`` with the status corrected for a dead process (``interrupted``)."""
+        """``run.json`` with the status corrected for a dead writer (``interrupted``): the pid
+        check on this host, the heartbeat's age for a run on another host (:mod:`.heartbeat`)."""
         info = read_json(self.run_path) or {}
-        if is_live(info.get("status")) and info.get("host") == socket.gethostname():
-            if not process_alive(info):
-                info["status"] = Status.INTERRUPTED.value
+        if is_live(info.get("status")) and not run_alive(info, self.path, process_alive):
+            info["status"] = Status.INTERRUPTED.value
         return info
 
     def summary(self) -> "RunSummary":

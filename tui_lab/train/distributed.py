@@ -4,7 +4,8 @@
 ``python -m torch.distributed.run --standalone --nproc-per-node N -m tui_lab train NAME
 --attach RUN_DIR``. Each worker reads its rank from torchrun's environment
 (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``), joins the process group (NCCL on CUDA, gloo
-on the CPU), draws its own shard of every batch, and only rank 0 writes the run folder.
+on the CPU), draws its own shard of every batch, and only the writer (``main_rank``: rank 0
+on one node; local rank 0 of node 0 across nodes, see :mod:`.multinode`) writes the run folder.
 Reference: PyTorch DDP (Li et al., VLDB 2020) and the torchrun documentation.
 """
 
@@ -21,11 +22,16 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistContext:
-    """This process's place in the job: ``rank`` of ``world_size``; ``local_rank`` on its node."""
+    """This process's place in the job: ``rank`` of ``world_size``; ``local_rank`` on its node;
+    ``main_rank`` the global rank of the writer (evaluates, checkpoints, writes the run folder);
+    ``hosts`` node rank → host name (multi-node jobs only)."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    main_rank: int = 0
+    nnodes: int = 1
+    hosts: tuple[tuple[int, str], ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -33,7 +39,10 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        return self.rank == self.main_rank
+
+
+_JOINED: DistContext | None = None
 
 
 def under_torchrun() -> bool:
@@ -46,18 +55,24 @@ def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
 
     On CUDA each worker takes ``cuda:LOCAL_RANK`` and NCCL; otherwise gloo on the CPU.
     """
+    global _JOINED
     if not under_torchrun():
         return DistContext(), device
-    ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    from .multinode import dist_timeout, find_main_rank
+
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
     if device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
         backend = "nccl"
     else:
         backend = "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return ctx, device
+        dist.init_process_group(backend=backend, timeout=dist_timeout())
+    if _JOINED is None or _JOINED.rank != rank:
+        main, hosts = find_main_rank(rank, local)
+        _JOINED = DistContext(rank, world, local, main, max(1, len(hosts)), tuple(sorted(hosts.items())))
+    return _JOINED, device
 
 
 @contextmanager
@@ -98,10 +113,12 @@ def broadcast_from_main(obj: object, ctx: DistContext) -> object:
     if not ctx.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=ctx.main_rank)
     return box[0]
 
 
 def shutdown(ctx: DistContext) -> None:
+    global _JOINED
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
+    _JOINED = None

@@ -24,6 +24,7 @@ import torch
 
 from ..config import Experiment
 from ..runs.metrics import perplexity
+from ..runs.heartbeat import HeartbeatThread
 from ..runs.process import git_commit
 from ..runs.store import MetricsWriter, RunDir
 from .checkpoints import SpaceReserve, disk_error_text, save_best, save_last
@@ -32,6 +33,7 @@ from .errors import RunFailed, TrainingError
 from .evaluate import eval_token_count, evaluate
 from .log import LossWindow, memory_mb
 from .consumers import Consumer, event_consumers
+from .multinode import failure_message
 from .optimizer import autocast_dtype, build_optimizer, enable_tf32, set_lr
 from .progress import Progress
 from .resume import restore, training_state
@@ -81,6 +83,7 @@ class Trainer:
         self._reserve: SpaceReserve | None = None
         self._wall_before = 0.0
         self._attempt_t0: float | None = None
+        self._heartbeat: HeartbeatThread | None = None
 
     # ----------------------------------------------------------------- the run
     def train(self) -> str:
@@ -128,10 +131,11 @@ class Trainer:
             msg = f"write failed at step {self.p.step} in {self.run.path}: {disk_error_text(exc)}"
             self._fail(msg)
             raise RunFailed(msg) from None
-        except BaseException as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # a lost node surfaces here as a failed collective
+            self._fail(failure_message(exc, dict(self.ctx.hosts)))
             raise
         finally:
+            self._stop_heartbeat()
             shutdown(self.ctx)
 
     def _setup(self) -> None:
@@ -169,8 +173,10 @@ class Trainer:
             val_words=self.data.val_words, total_steps=self.total, steps_per_epoch=self.steps_per_epoch,
             tokens_per_step=self.batch * exp.seq_len * cfg.grad_accum_steps, batch_size=self.batch,
             global_batch_size=self.batch * cfg.grad_accum_steps * self.ctx.world_size,
-            git_commit=git_commit(), world_size=self.ctx.world_size, step=self.p.step,
+            git_commit=git_commit(), world_size=self.ctx.world_size, nnodes=self.ctx.nnodes, step=self.p.step,
         )
+        if self.ctx.is_main:  # liveness for readers on other hosts (runs/heartbeat.py)
+            self._heartbeat = HeartbeatThread(run.path).start()
         if self.resume:
             self._emit("resume", step=self.p.step, epoch=self.sampler.epoch, tokens_seen=self.p.tokens_seen,
                        total_steps=self.total, elapsed_s=round(self.p.elapsed_s, 3))
@@ -343,9 +349,16 @@ class Trainer:
         start = self._attempt_t0
         return round(self._wall_before + (time.perf_counter() - start if start else 0.0), 3)
 
+    def _stop_heartbeat(self) -> None:
+        """The run ended (its final ``run.json`` status speaks from now on)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
     def _fail(self, message: str) -> None:
         """Mark the run failed with ``message`` (rank 0). On a full disk the space reserve is
         freed first, so ``run.json`` and the ``end`` event still fit."""
+        self._stop_heartbeat()
         if not self.ctx.is_main:
             return
         if self._reserve is not None:
@@ -371,6 +384,7 @@ class Trainer:
             consumer.close()  # end-state alerts go now that run.json holds the status
 
     def _finish(self, status: str, message: str | None) -> str:
+        self._stop_heartbeat()
         self._emit("end", status=status, step=self.p.step, message=message,
                    best_val_loss=self.p.best_val_loss if math.isfinite(self.p.best_val_loss) else None)
         self._update_run(status=status, ended_at=time.time(), message=message, step=self.p.step,

@@ -69,8 +69,9 @@ def restore(run: RunDir, model: torch.nn.Module, opt: torch.optim.Optimizer, sam
     """
     state = load_train_state(run.train_state_path)
     if state.get("world_size", 1) != ctx.world_size:
-        raise TrainingError(f"{run.path}: the run was trained with {state.get('world_size', 1)} processes; "
-                            f"resume it with --nproc-per-node {state.get('world_size', 1)}")
+        n = state.get("world_size", 1)
+        raise TrainingError(f"{run.path}: the run was trained with {n} processes in all, this job has "
+                            f"{ctx.world_size}; resume it with {n} (--nproc-per-node, times --nnodes across nodes)")
     weights, _ = read_checkpoint(run.last_weights_path)
     model.load_state_dict(weights)
     opt.load_state_dict(state["optimizer"])

@@ -70,6 +70,10 @@ class RunStats(Widget):
         last_eval = snap.last("eval") or {}
         head = Text.assemble((f"{snap.run.experiment}/{snap.run.run_id}", "bold"), "  ",
                              (status, status_style(status) or "bold"), no_wrap=True, overflow="ellipsis")
+        if info.get("host"):  # where the writer runs: another host is judged by its heartbeat
+            nodes = info.get("nnodes")
+            head.append(f"  on {printable(str(info['host']))}" + (f" +{nodes - 1} nodes" if isinstance(nodes, int)
+                                                                    and nodes > 1 else ""), style="dim")
         if info.get("device"):
             head.append(f"  {info['device']}", style="dim")
             if info.get("device_name"):
