@@ -39,6 +39,9 @@ TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "t
         "tab-detail": "Config"}
 """The right-hand tabs, on keys 1-5."""
 
+COMPARE_KEYS = Binding.Group("Mark·compare", compact=True)
+"""``space`` (mark) and ``v`` (compare) share one footer entry, so every key fits at 80 columns."""
+
 MIN_PLOT_SIZE = (70, 20)
 """A terminal smaller than this (columns, rows) shows a sentence instead of the plots."""
 
@@ -72,14 +75,15 @@ class MainScreen(Screen):
         Binding("a", "enqueue", "Queue", tooltip="Add the highlighted experiment to the queue"),
         Binding("c", "chat", "Chat", tooltip="Chat with the selected run's best checkpoint"),
         Binding("r", "results", "Results", tooltip="Every run in a table; export"),
-        Binding("space", "mark", "Mark", key_display="space",
-                tooltip="Mark / unmark the selected run for the compare view (any experiment)"),
-        Binding("v", "compare", "Compare", tooltip="Overlay the marked runs; baseline and config diff"),
         Binding("q", "app.quit", "Quit", tooltip="Quit (training goes on)"),
         *[Binding(str(i), f"show_tab('{tab}')", "Tabs" if i == 1 else label, show=i == 1,
                   key_display="1-5" if i == 1 else None,
                   tooltip=f"Keys 1-5 show the tabs: {', '.join(TABS.values())}")
           for i, (tab, label) in enumerate(TABS.items(), 1)],
+        Binding("space", "mark", "Mark", key_display="␣", group=COMPARE_KEYS,
+                tooltip="space: mark / unmark the selected run for the compare view (any experiment)"),
+        Binding("v", "compare", "Compare", group=COMPARE_KEYS,
+                tooltip="Overlay the marked runs; baseline and config diff"),
     ]
 
     def __init__(self) -> None:
