@@ -277,8 +277,11 @@ async def _compare_with_baseline(pilot):
     await mark_three(pilot, app)
     cmp = await open_compare(pilot, app)
     await pilot.press("b")
-    await wait_for(pilot, lambda: all(p.series for p in cmp.query(CurvePlot)), what="the plots")
+    await wait_for(pilot, lambda: cmp.baseline == 0 and all(
+        len(p.series) == 3 and all(s[1] for s in p.series) and not p._pending for p in cmp.query(CurvePlot)),
+        what="every run's curves drawn")
     await pilot.pause(0.3)  # the plots' redraw throttle (0.1 s) has passed: a settled picture
+    await wait_for(pilot, lambda: not any(p._pending for p in cmp.query(CurvePlot)), what="no redraw pending")
 
 
 def test_snapshot_compare_view(snap_compare, tmp_path, monkeypatch):

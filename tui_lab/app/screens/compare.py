@@ -130,6 +130,7 @@ class CompareScreen(Screen):
         self._poll_s = poll_s
         self.watchers: list[RunWatcher] = []
         self._table_key: object = None
+        self._curves: dict[tuple, tuple[list[float], list[float]]] = {}
         self.title = "compare"
         self.sub_title = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
 
@@ -200,11 +201,23 @@ class CompareScreen(Screen):
         self.draw_table()
         self.draw_diff()
 
+    def curve(self, run: RunDir, event: str, key: str) -> tuple[list[float], list[float]]:
+        """:func:`~tui_lab.results.compare.curve` of a run's snapshot, kept until a new
+        snapshot of that run arrives (a live run's update does not recompute the others)."""
+        snap = self.snaps.get(str(run.path))
+        if snap is None:
+            return [], []
+        cache_key = (str(run.path), snap.version, event, key, self.x)
+        if cache_key not in self._curves:
+            if len(self._curves) > 64:
+                self._curves.clear()
+            self._curves[cache_key] = curve(snap.events, event, key, self.x)
+        return self._curves[cache_key]
+
     def series(self, event: str, key: str, smooth: bool = False):
         out, colors = [], []
         for run in self.runs:
-            snap = self.snaps.get(str(run.path))
-            xs, ys = curve(snap.events, event, key, self.x) if snap else ([], [])
+            xs, ys = self.curve(run, event, key)
             if smooth and self.smoothing:
                 ys = ema(ys, self.smoothing)
             out.append((short_label(run), xs, ys))
@@ -245,7 +258,7 @@ class CompareScreen(Screen):
             text.append(f"\ndifferent tokenizers ({', '.join(toks)}): perplexity is compared per word",
                         style="bold")
             lacking = [short_label(r) for r in self.runs if str(r.path) in self.snaps
-                       and not curve(self.snaps[str(r.path)].events, "eval", "val_word_ppl")[1]]
+                       and not self.curve(r, "eval", "val_word_ppl")[1]]
             if lacking:
                 text.append(f"; no word-level perplexity for {', '.join(lacking)} (its data has no word count, "
                             "or evaluations were capped): not drawn", style="bold yellow")
