@@ -57,7 +57,7 @@ async def compare(runs_dir: Path, experiment: str = "demo") -> None:
         await pilot.press("v")
         await pilot.pause(3.0)
         assert isinstance(app.screen, CompareScreen)
-        await pilot.press("end", "b")  # the oldest run (marked last) is the baseline
+        await pilot.press(*["down"] * (n - 1), "b")  # the oldest run (marked last) is the baseline
         await pilot.pause(1.0)
         app.save_screenshot(str(HERE / "compare.svg"))
 
