@@ -110,3 +110,17 @@ def test_perplexity_key_across_tokenizers():
     assert perplexity_key([gpt2, gpt2]) == "val_ppl"
     assert perplexity_key([gpt2, byte]) == "val_word_ppl"
     assert perplexity_key([]) == "val_ppl"
+
+
+def test_seed_groups_and_band():
+    from tui_lab.results.compare import band, seed_groups
+
+    def cfg(lr, seed, sweep="s"):
+        return {"name": "demo", "sweep": {"id": sweep, "overrides": {"train.seed": seed}},
+                "train": {"lr": lr, "seed": seed}}
+
+    configs = [cfg(1e-3, 0), cfg(2e-3, 0), cfg(1e-3, 1), cfg(2e-3, 1), cfg(1e-3, 2)]
+    assert seed_groups(["demo"] * 5, configs) == [[0, 2, 4], [1, 3]]
+    assert seed_groups(["demo", "other"], [cfg(1e-3, 0), cfg(1e-3, 1)]) == [[0], [1]]
+    xs, mean, lo, hi = band([([10, 20], [4.0, 3.0]), ([10, 20, 30], [6.0, 2.0, 1.0])])
+    assert xs == [10, 20, 30] and mean == [5.0, 2.5, 1.0] and lo == [4.0, 2.0, 1.0] and hi == [6.0, 3.0, 1.0]

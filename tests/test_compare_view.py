@@ -4,6 +4,7 @@ MetricsWriter; no training): marks across experiments, overlay, x axis, smoothin
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -18,8 +19,8 @@ from tui_lab.app.widgets import CurvePlot
 from tui_lab.app.widgets.runs import MARK
 from tui_lab.atomic import atomic_write_json
 from tui_lab.config import load_experiments
-from tui_lab.results.compare import ema
-from tui_lab.runs import MetricsWriter, RunDir, create_run
+from tui_lab.results.compare import band, curve, ema
+from tui_lab.runs import MetricsWriter, RunDir, create_run, load_history
 
 from conftest import wait_for
 from tiny import tiny_toml
@@ -91,7 +92,7 @@ def main(app):
 
 
 def best_ppl(run: RunDir) -> float:
-    return min(e["val_ppl"] for e in map(__import__("json").loads, run.metrics_path.read_text().splitlines())
+    return min(e["val_ppl"] for e in map(json.loads, run.metrics_path.read_text().splitlines())
                if e["event"] == "eval")
 
 
@@ -292,3 +293,28 @@ def test_snapshot_compare_view(snap_compare, tmp_path, monkeypatch):
 def test_snapshot_compare_view_80x24(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(_snapshot_app(tmp_path, monkeypatch), terminal_size=(80, 24),
                         run_before=_compare_with_baseline)
+
+
+async def test_g_draws_seed_groups_as_mean_min_max(tmp_path):
+    cfg = write_config(tmp_path)
+    runs = [make_run(cfg, "alpha", "20260101-000000-aaaa", 0, 1.0, {"train.lr": 1e-3, "train.seed": 0}),
+            make_run(cfg, "alpha", "20260102-000000-bbbb", 1, 0.9, {"train.lr": 1e-3, "train.seed": 1}),
+            make_run(cfg, "alpha", "20260103-000000-cccc", 2, 0.8, {"train.lr": 2e-3, "train.seed": 0})]
+    app = TuiLabApp(load_experiments(cfg))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app.push_screen(CompareScreen(runs))
+        cmp = app.screen
+        await wait_for(pilot, lambda: len(cmp.configs) == 3 and len(cmp.snaps) == 3, timeout=10, what="every run")
+        assert "g: seed groups" in cmp.note_text().plain
+        await pilot.press("g")
+        val = cmp.query_one("#cmp-val", CurvePlot)
+        assert [s[0] for s in val.series] == ["alpha·aaaa +1 min", "alpha·aaaa +1 max", "alpha·aaaa +1 mean",
+                                              "alpha·cccc"]
+        events = [load_history(r) for r in runs[:2]]
+        xs, mean, lo, hi = band([curve(e, "eval", "val_loss") for e in events])
+        assert val.series[2][1] == xs and val.series[2][2] == pytest.approx(mean)
+        assert val.series[0][2] == lo and val.series[1][2] == hi and lo != hi
+        assert "1 seed group: mean, min and max" in cmp.note_text().plain
+        await pilot.press("g")
+        assert len(val.series) == 3

@@ -238,3 +238,31 @@ def perplexity_key(configs: list[dict[str, Any] | None]) -> str:
     (per word: the one perplexity comparable across vocabularies)."""
     toks = {tokenizer_of(c) for c in configs}
     return "val_ppl" if len(toks) <= 1 else "val_word_ppl"
+
+
+SEED_KEY = "train.seed"
+"""Runs whose configs differ only in this key form a seed group."""
+
+
+def seed_groups(experiments: list[str], configs: list[dict[str, Any] | None]) -> list[list[int]]:
+    """Indices of runs grouped by seed: runs of one experiment whose configs are the same once
+    :data:`SEED_KEY` and :data:`IGNORED_KEYS` are set aside (the rule of ``tui-lab export
+    --group-seeds``), groups in order of their first run, singletons included."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (exp, config) in enumerate(zip(experiments, configs)):
+        flat = {k: v for k, v in flatten_config(config or {}).items()
+                if k.split(".", 1)[0] not in IGNORED_KEYS and k != SEED_KEY}
+        groups.setdefault((exp, json.dumps(flat, sort_keys=True, default=str)), []).append(i)
+    return list(groups.values())
+
+
+def band(curves: list[tuple[list[float], list[float]]]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """A seed group's curve: at every x where any run has a value, (x, mean, min, max) over
+    the runs that have one there (the last value when a run repeats an x), x ascending."""
+    at: dict[float, list[float]] = {}
+    for xs, ys in curves:
+        seen = dict(zip(xs, ys))
+        for x, y in seen.items():
+            at.setdefault(x, []).append(y)
+    xs = sorted(at)
+    return (xs, [math.fsum(at[x]) / len(at[x]) for x in xs], [min(at[x]) for x in xs], [max(at[x]) for x in xs])

@@ -33,12 +33,14 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ...results.compare import (
     SMOOTHING_STEPS,
     X_AXES,
+    band,
     compare_table,
     config_diff,
     curve,
     ema,
     format_value,
     perplexity_key,
+    seed_groups,
     step_smoothing,
     tokenizer_of,
 )
@@ -111,6 +113,7 @@ class CompareScreen(Screen):
         Binding("plus", "smooth(1)", "Smooth", key_display="+", tooltip="More EMA smoothing of train loss"),
         Binding("minus", "smooth(-1)", "Less", key_display="-", tooltip="Less EMA smoothing of train loss"),
         Binding("b", "baseline", "Baseline", tooltip="Pin the run under the cursor as the baseline (again: unpin)"),
+        Binding("g", "group_seeds", "Seeds", tooltip="Seed groups: mean with its min and max curves (again: each run)"),
     ]
 
     def __init__(self, runs: list[RunDir], price_per_gpu_hour: float = 0.0, poll_s: float | None = None) -> None:
@@ -124,6 +127,7 @@ class CompareScreen(Screen):
         self.x = "step"
         self.smoothing = 0.0
         self.baseline: int | None = None
+        self.grouped = False  # seed groups drawn as mean, min and max (g)
         self.table = None  # the compare_table shown (results.tables.Table)
         self.diff: list[tuple[str, list[Any]]] = []
         self.ppl_key = "val_ppl"
@@ -214,19 +218,41 @@ class CompareScreen(Screen):
             self._curves[cache_key] = curve(snap.events, event, key, self.x)
         return self._curves[cache_key]
 
+    def groups(self) -> list[list[int]]:
+        """Seed groups of the runs (indices; :func:`~tui_lab.results.compare.seed_groups`),
+        once every config is read; until then each run alone."""
+        if len(self.configs) < len(self.runs):
+            return [[i] for i in range(len(self.runs))]
+        return seed_groups([r.experiment for r in self.runs], [self.configs[str(r.path)] for r in self.runs])
+
     def series(self, event: str, key: str, smooth: bool = False):
-        out, colors = [], []
+        """One (label, xs, ys) per run, with its colour; grouped (``g``): a seed group of two
+        or more runs as its min and max (dimmed) and mean (:func:`~tui_lab.results.compare.band`
+        of the runs' curves, each smoothed first)."""
+        per_run = []
         for run in self.runs:
             xs, ys = self.curve(run, event, key)
             if smooth and self.smoothing:
                 ys = ema(ys, self.smoothing)
-            out.append((short_label(run), xs, ys))
-            colors.append(self.run_colors[str(run.path)])
+            per_run.append((xs, ys))
+        out, colors = [], []
+        for idx in (self.groups() if self.grouped else [[i] for i in range(len(self.runs))]):
+            first = self.runs[idx[0]]
+            color = self.run_colors[str(first.path)]
+            if len(idx) == 1:
+                out.append((short_label(first), *per_run[idx[0]]))
+                colors.append(color)
+                continue
+            xs, mean, lo, hi = band([per_run[i] for i in idx])
+            dim = tuple(int(c * 0.55) for c in color)
+            label = f"{short_label(first)} +{len(idx) - 1}"
+            out += [(f"{label} min", xs, lo), (f"{label} max", xs, hi), (f"{label} mean", xs, mean)]
+            colors += [dim, dim, color]
         return out, colors
 
     def draw_plots(self) -> None:
         versions = tuple(self.snaps[str(r.path)].version if str(r.path) in self.snaps else -1 for r in self.runs)
-        key = (self.x, self.smoothing, self.ppl_key, versions)
+        key = (self.x, self.smoothing, self.ppl_key, self.grouped, len(self.configs), versions)
         label = X_AXES[self.x][1]
         word = self.ppl_key == "val_word_ppl"
         for plot_id, event, metric, smooth in (("cmp-train", "train", "train_loss", True),
@@ -247,6 +273,11 @@ class CompareScreen(Screen):
         text = Text()
         text.append(f"x: {X_AXES[self.x][1]}", style="bold")
         text.append(f" · smoothing {self.smoothing:g}" if self.smoothing else " · no smoothing")
+        groups = [g for g in self.groups() if len(g) > 1]
+        if self.grouped:
+            text.append(f" · {len(groups)} seed group{'s' if len(groups) != 1 else ''}: mean, min and max")
+        elif groups:
+            text.append(" · g: seed groups")
         if self.baseline is not None:
             text.append(" · baseline ")
             run = self.runs[self.baseline]
@@ -339,6 +370,12 @@ class CompareScreen(Screen):
         self.smoothing = step_smoothing(self.smoothing, direction)
         self.redraw()
 
+    def action_group_seeds(self) -> None:
+        """Draw seed groups (runs that differ only in ``train.seed``) as mean, min and max; again:
+        every run on its own."""
+        self.grouped = not self.grouped
+        self.redraw()
+
     def action_baseline(self) -> None:
         """Pin the run under the table's cursor as the baseline; on the baseline: unpin."""
         dt = self.query_one("#compare-table", DataTable)
@@ -357,5 +394,7 @@ class CompareScreen(Screen):
         yield SystemCommand("Compare: less smoothing", "Train-loss EMA weight down (-)", lambda: self.action_smooth(-1))
         yield SystemCommand("Compare: pin baseline", "Pin the highlighted run as the baseline (b)",
                             self.action_baseline)
+        yield SystemCommand("Compare: seed groups", "Runs differing only in train.seed as mean, min and max (g)",
+                            self.action_group_seeds)
         yield SystemCommand("Compare: back", "Back to the runs (esc)", self.app.pop_screen)
 
