@@ -102,14 +102,19 @@ async def mark_three(pilot, app):
     await wait_for(pilot, lambda: screen.selected is not None and screen.scan is not None, timeout=10,
                    what="the runs")
     screen.query_one("#runs", DataTable).focus()
+    await wait_for(pilot, lambda: screen.selected.run_id == "20260102-000000-bbbb", what="the newest run")
     await pilot.press("space")           # alpha bbbb (the newest, selected first)
-    await pilot.press("down", "space")   # alpha aaaa
+    await wait_for(pilot, lambda: len(screen.marked) == 1, what="one mark")
+    await pilot.press("down")
+    await wait_for(pilot, lambda: screen.selected.run_id == "20260101-000000-aaaa", what="the older run")
+    await pilot.press("space")           # alpha aaaa
     await wait_for(pilot, lambda: len(screen.marked) == 2, what="two marks")
     screen.query_one("#experiments", DataTable).focus()
     await pilot.press("down")            # beta
     await wait_for(pilot, lambda: screen.selected is not None and screen.selected.experiment == "beta",
                    what="beta's run")
     await pilot.press("space")
+    await wait_for(pilot, lambda: len(screen.marked) == 3, what="three marks")
 
 
 async def open_compare(pilot, app) -> CompareScreen:
