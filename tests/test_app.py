@@ -650,7 +650,7 @@ async def test_resume_shows_resuming_at_once(tmp_path, monkeypatch):
             await pilot.pause()  # one frame: no waiting for the process
             assert snap(app).status == "resuming" and "resuming" in stats_text(app)
             runs = main_screen(app).query_one("#runs", DataTable)
-            assert "resuming" in str(runs.get_row_at(0)[1])
+            assert "resuming" in str(runs.get_row_at(0)[runs.get_column_index("status")])
             await pilot.press("R")
             assert any("resuming already" in str(n.message) for n in app._notifications)
             info = json.loads(run.run_path.read_text())

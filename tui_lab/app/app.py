@@ -1,6 +1,7 @@
 """The tui-lab Textual app: launches detached training runs and watches their folders.
 
 Keys (main screen): t train · s stop · R resume · a queue · c chat · r results · 1-5 tabs ·
+space mark a run · v compare the marked runs (:mod:`.screens.compare`) ·
 q quit (also in the command palette, ctrl+p). Training never runs in this process: it is a
 ``tui-lab train`` process in its own OS session, so quitting the app or losing the SSH
 connection leaves it running; starting the app again shows it live. This module imports

@@ -39,3 +39,15 @@ class ProgressionLoaded(Message):
 
     key: str
     markdown: str
+
+
+@dataclass
+class CompareUpdated(Message):
+    """New data for one run of the compare view: its snapshot, ``config.json`` and its
+    runs-table record (:func:`~tui_lab.results.tables.record_of`), computed in the watcher's
+    thread."""
+
+    run: RunDir
+    snapshot: RunSnapshot
+    config: dict
+    record: dict

@@ -179,10 +179,15 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
     ``cost_usd`` = wall hours × ``price_per_gpu_hour`` × GPUs (``world_size``), for runs on
     a CUDA device and a price above 0; None otherwise.
     """
-    info = run.read_run()
-    config = run.read_config() or {}
+    return record_of(run, run.read_run(), run.read_config() or {}, load_history(run), price_per_gpu_hour)
+
+
+def record_of(run: RunDir, info: dict[str, Any], config: dict[str, Any], events: Any,
+              price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
+    """:func:`run_record` from what has been read already: ``run.json`` (``info``, status
+    corrected), ``config.json`` and the history (resumes collapsed). The app's compare view
+    calls it with a watcher's snapshot, so its figures are the runs table's."""
     model, train = _section(config, "model"), _section(config, "train")
-    events = load_history(run)
     trains = [e for e in events if e.get("event") == "train" and _num(e.get("train_loss")) is not None]
     evals = [e for e in events if e.get("event") == "eval" and _num(e.get("val_loss")) is not None]
     best = min(evals, key=lambda e: e["val_loss"], default=None)  # the first of equal minima, like the trainer

@@ -6,8 +6,8 @@ the queue) and :class:`~tui_lab.app.messages.RunUpdated` (the selected run's his
 immutable snapshot), and the handlers here hand those to the widgets. Nothing on this
 screen reads a file or waits on a process in the UI thread, except one scan of the
 ``run.json`` files when the screen mounts, so that the first frame already shows every
-status. The screen's keys (train, stop, resume, queue, chat, results, tabs) are its own
-actions.
+status. The screen's keys (train, stop, resume, queue, chat, results, tabs; ``space`` marks
+runs, of any experiment, for the compare view that ``v`` opens) are its own actions.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ from ..widgets.runs import run_label
 TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "tab-samples": "Samples",
         "tab-detail": "Config"}
 """The right-hand tabs, on keys 1-5."""
+
+COMPARE_KEYS = Binding.Group("Mark·compare", compact=True)
+"""``space`` (mark) and ``v`` (compare) share one footer entry, so every key fits at 80 columns."""
 
 MIN_PLOT_SIZE = (70, 20)
 """A terminal smaller than this (columns, rows) shows a sentence instead of the plots."""
@@ -77,6 +80,10 @@ class MainScreen(Screen):
                   key_display="1-5" if i == 1 else None,
                   tooltip=f"Keys 1-5 show the tabs: {', '.join(TABS.values())}")
           for i, (tab, label) in enumerate(TABS.items(), 1)],
+        Binding("space", "mark", "Mark", key_display="␣", group=COMPARE_KEYS,
+                tooltip="space: mark / unmark the selected run for the compare view (any experiment)"),
+        Binding("v", "compare", "Compare", group=COMPARE_KEYS,
+                tooltip="Overlay the marked runs; baseline and config diff"),
     ]
 
     def __init__(self) -> None:
@@ -86,6 +93,7 @@ class MainScreen(Screen):
         self.selected: RunDir | None = None
         self.follow_latest = True  # follow the newest run of the highlighted experiment
         self.launched: dict[str, Launched] = {}
+        self.marked: dict[str, RunDir] = {}  # runs marked for the compare view, in marking order
         self.resuming: dict[str, Any] = {}  # run path -> the resuming process, until run.json says live
         self.launched_procs: list[Any] = []  # every process this screen launched, reaped when it ends
         self.counts: dict[str, dict[str, Any]] = {}  # from `tui-lab list --json`, in the background
@@ -269,6 +277,29 @@ class MainScreen(Screen):
             return
         self.app.push_screen(ResultsScreen(self.app.runs_dir, self.cfg.settings.gpu_hour_price_usd))
 
+    def action_mark(self) -> None:
+        """Mark the selected run for the compare view, or unmark it (marks stay while other
+        experiments are shown)."""
+        run = self.selected
+        if run is None:
+            self.notify("no run selected to mark", severity="warning")
+            return
+        key = str(run.path)
+        if key in self.marked:
+            del self.marked[key]
+        else:
+            self.marked[key] = run
+        self.refresh_runs()
+
+    def action_compare(self) -> None:
+        """Open the compare view on the marked runs."""
+        if not self.marked:
+            self.notify("mark runs with space first (any experiments), then press v", severity="warning")
+            return
+        from .compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(list(self.marked.values()), self.cfg.settings.gpu_hour_price_usd))
+
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
 
@@ -280,6 +311,10 @@ class MainScreen(Screen):
         yield SystemCommand("Queue", "Add the highlighted experiment to the queue (a)", self.action_enqueue)
         yield SystemCommand("Chat", "Chat with the selected run's best checkpoint (c)", self.action_chat)
         yield SystemCommand("Results", "Result tables and export (r)", self.action_results)
+        yield SystemCommand("Mark run", "Mark / unmark the selected run for the compare view (space)",
+                            self.action_mark)
+        yield SystemCommand("Compare", "Overlay the marked runs, pin a baseline, diff their configs (v)",
+                            self.action_compare)
         descriptions = {"tab-curves": "loss and validation perplexity curves",
                         "tab-lr": "learning rate and tokens/s curves", "tab-log": "the run's train.log",
                         "tab-samples": "sample generations", "tab-detail": "the experiment's config"}
@@ -395,13 +430,16 @@ class MainScreen(Screen):
     def refresh_runs(self) -> None:
         name = self.highlighted_experiment()
         runs = self.runs_of(name)
-        self.query_one("#runs-title", Label).update(
-            Text.assemble("Runs of ", (name or "-", "bold"), f" ({len(runs)})" if runs else " (none yet)"))
+        title = Text.assemble("Runs of ", (name or "-", "bold"), f" ({len(runs)})" if runs else " (none yet)")
+        if self.marked:
+            title.append(f" · {len(self.marked)} marked: v", style="bold")
+        self.query_one("#runs-title", Label).update(title)
         if self.follow_latest or (self.selected is not None and self.selected.experiment != name):
             want = runs[-1].run if runs else None
             if (want is None) != (self.selected is None) or (want and self.selected and want.path != self.selected.path):
                 self.select_run(want)
-        self.query_one("#runs", RunsTable).set_runs(runs, self.selected.path if self.selected else None)
+        self.query_one("#runs", RunsTable).set_runs(runs, self.selected.path if self.selected else None,
+                                                   set(self.marked))
         if self.selected is None:
             self.query_one("#stats", RunStats).show(
                 None, f"no runs of {name} yet: press t to train it, a to queue it" if name else "no experiments")

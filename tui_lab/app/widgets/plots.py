@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -129,10 +130,15 @@ class CurvePlot(PlotextPlot):
     a second."""
 
     def __init__(self, title: str, *, ylog: bool = False, xlabel: str = "step", short_title: str | None = None,
-                 **kwargs):
+                 legend: bool = True, xtick_label: Callable[[float], str] | None = None, **kwargs):
         """``short_title``: shown instead of ``title`` when the panel is too narrow for it
-        (plotext drops a title that does not fit)."""
+        (plotext drops a title that does not fit). ``legend=False``: no legend inside the
+        plot (the compare view has its own). ``xtick_label``: the x ticks' text (default:
+        whole numbers with thousands separators)."""
         super().__init__(**kwargs)
+        self.legend = legend
+        self.xtick_label = xtick_label
+        self.series_colors: list[object] | None = None  # one plotext colour per series (None: plotext's sequence)
         self.title = title
         self.short_title = short_title
         self.ylog = ylog
@@ -209,19 +215,22 @@ class CurvePlot(PlotextPlot):
         plt.xlabel(self.xlabel)
         all_x = [x for _, xs, _ in points for x in xs]
         all_y = [y for _, _, ys in points for y in ys]
-        for label, xs, ys in points:
+        for i, (label, xs, ys) in enumerate(points):
             if not xs:
                 continue
+            style = {"label": label if self.legend else None, "marker": "hd"}
+            if self.series_colors is not None and i < len(self.series_colors):
+                style["color"] = self.series_colors[i]
             if len(xs) == 1:
-                plt.scatter(xs, ys, label=label, marker="hd")
+                plt.scatter(xs, ys, **style)
             else:
-                plt.plot(xs, ys, label=label, marker="hd")
+                plt.plot(xs, ys, **style)
         x_lo, x_hi = min(all_x), max(all_x)
         if x_hi - x_lo < 1:  # one step: a window of one step after it (before it when > 0)
             x_lo, x_hi = (x_lo - 1, x_hi + 1) if x_lo >= 1 else (x_lo, x_lo + 1)
         xt = int_ticks(x_lo, x_hi, max(2, min(6, width // 10)))
         plt.xlim(min(x_lo, xt[0]), max(x_hi, xt[-1]))
-        plt.xticks(xt, [f"{t:,}" for t in xt])
+        plt.xticks(xt, [self.xtick_label(t) if self.xtick_label else f"{t:,}" for t in xt])
         y_lo, y_hi = y_range(all_y)
         plt.ylim(y_lo, y_hi)
         n_y = max(2, min(5, height // 4))
@@ -259,11 +268,14 @@ class CurvePlot(PlotextPlot):
     def on_resize(self) -> None:
         self.refresh()  # thinning and ticks depend on the size
 
-    def set_series(self, series: list[Series], key: object) -> None:
+    def set_series(self, series: list[Series], key: object, colors: list[object] | None = None) -> None:
+        """Plot ``series`` (label, xs, ys) unless ``key`` is the one already shown; ``colors``:
+        one plotext colour (name, 0-255 or an RGB tuple) per series."""
         if key == self._key:
             return
         self._key = key
         self._series = series
+        self.series_colors = colors
         if self._pending:
             return
         wait = REDRAW_MIN_INTERVAL_S - (time.monotonic() - self._last_draw)

@@ -1,4 +1,5 @@
-"""Every run of the highlighted experiment, newest first."""
+"""Every run of the highlighted experiment, newest first; runs marked for the compare view
+(``space``) carry :data:`MARK` in the first column."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from textual.widgets import DataTable
 from ...runs.store import RunSummary
 from .format import fmt_ppl, status_style
 
-COLUMNS = (("run", "run"), ("status", "status"), ("step", "step"), ("best ppl", "ppl"))
+COLUMNS = (("", "mark"), ("run", "run"), ("status", "status"), ("step", "step"), ("best ppl", "ppl"))
+MARK = "●"
+"""Shown beside a run marked for the compare view."""
 COMPACT_BELOW = 44
 """Narrower than this, the step column is left out and the headers are shorter."""
 
@@ -34,18 +37,21 @@ class RunsTable(DataTable):
         self.paths: list[str] = []
         self.compact = False
         self._selected: str | None = None
+        self.marked: set[str] = set()  # paths of the marked runs (of any experiment)
 
     def on_mount(self) -> None:
         self._build()
 
     def _columns(self):
         if self.compact:
-            return [("run", "run"), ("status", "status"), ("ppl", "ppl")]
+            return [("", "mark"), ("run", "run"), ("status", "status"), ("ppl", "ppl")]
         return list(COLUMNS)
 
     def _cells(self, s: RunSummary) -> list[Text]:
         step = s.info.get("step")
-        cells = {"run": Text(run_label(s.run.run_id)), "status": Text(s.status, style=status_style(s.status)),
+        mark = str(s.run.path) in self.marked
+        cells = {"mark": Text(MARK if mark else " ", style="bold"),
+                 "run": Text(run_label(s.run.run_id)), "status": Text(s.status, style=status_style(s.status)),
                  "step": Text(f"{step:,}" if isinstance(step, int) else "-", justify="right"),
                  "ppl": Text(fmt_ppl(s.info.get("best_val_ppl")), justify="right")}
         return [cells[key] for _, key in self._columns()]
@@ -66,17 +72,21 @@ class RunsTable(DataTable):
             self.compact = compact
             self._build()
 
-    def set_runs(self, runs: list[RunSummary], selected: Path | None) -> bool:
+    def set_runs(self, runs: list[RunSummary], selected: Path | None, marked: set[str] | None = None) -> bool:
         """Show ``runs`` (given oldest first, shown newest first) with the cursor on
-        ``selected``; True when the rows were rebuilt (a run came or went)."""
+        ``selected`` and :data:`MARK` beside the paths in ``marked``; True when the rows were
+        rebuilt (a run came or went)."""
         paths = [str(s.run.path) for s in reversed(runs)]
         self.runs = list(runs)
         self._selected = str(selected) if selected is not None else None
+        if marked is not None:
+            self.marked = set(marked)
         if paths == self.paths:
             keys = [key for _, key in self._columns()]
             for s in runs:
-                for key, cell in zip(keys[1:], self._cells(s)[1:]):
-                    self.update_cell(str(s.run.path), key, cell, update_width=True)
+                for key, cell in zip(keys, self._cells(s)):
+                    if key != "run":
+                        self.update_cell(str(s.run.path), key, cell, update_width=True)
             return False
         self.paths = paths
         self._build()
