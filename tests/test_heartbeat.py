@@ -9,7 +9,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 
 from tui_lab.runs import heartbeat
 from tui_lab.runs.store import RunDir
