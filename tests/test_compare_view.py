@@ -22,7 +22,7 @@ from tui_lab.config import load_experiments
 from tui_lab.results.compare import band, curve, ema
 from tui_lab.runs import MetricsWriter, RunDir, create_run, load_history
 
-from conftest import wait_for
+from waits import wait_for
 from tiny import tiny_toml
 
 pytestmark = pytest.mark.usefixtures("no_counts")
