@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, chat, experiments, export, train
+from . import bench, chat, experiments, export, report, sweep, train
 from .queue import queue_app
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.command("train")(train.train_cmd)
 app.command("chat")(chat.chat_cmd)
 app.command("export")(export.export_cmd)
 app.command("bench")(bench.bench_cmd)
+app.command("sweep")(sweep.sweep_cmd)
+app.command("report")(report.report_cmd)
 app.add_typer(queue_app, name="queue")
 
 
