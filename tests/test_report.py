@@ -160,3 +160,23 @@ def test_report_bad_format_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tui_lab", "report", "--format", "pdf", "--runs-dir", str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "--format 'pdf'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_compare_runs_plot_and_sweep_groups(runs, tmp_path):
+    """`tui-lab export --compare RUN RUN --plot val_ppl -o FILE.png` draws the overlay;
+    `--sweep ID --group-seeds` gives one row per seed group; an unknown sweep exits 2."""
+    root, made = runs
+
+    def export(*args):
+        return subprocess.run([sys.executable, "-m", "tui_lab", "export", "--runs-dir", str(root), *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    png = tmp_path / "overlay.png"
+    proc = export("--compare", "exp1/20251111-090000-a1a1", "exp2/20251112-090000-c3c3", "--plot", "val_ppl",
+                  "--output", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    rows = json.loads(export("--sweep", "demo-sw1", "--group-seeds", "-f", "json").stdout)
+    assert [(r["group"], r["n"], r["seeds"]) for r in rows] == [("train.lr=0.001", 2, "0, 1"), ("train.lr=0.002", 2, "0, 1")]
+    bad = export("--sweep", "nope")
+    assert bad.returncode == 2 and "--sweep nope" in bad.stderr and "demo-sw1" in bad.stderr

@@ -206,7 +206,8 @@ def group_table(groups: list[SeedGroup], human: bool = True, title: str = "Seed 
         for key in metrics:
             st = g.stats.get(key) or Stat.of([])
             if human:
-                row[key] = st.text(_run_column(key).decimals)
+                col = _run_column(key)
+                row[key] = st.text(col.decimals if col.kind == "float" else 0)
             else:
                 row.update({f"{key}_mean": st.mean, f"{key}_std": st.std, f"{key}_min": st.min,
                             f"{key}_max": st.max, f"{key}_n": st.n})
