@@ -180,3 +180,13 @@ def test_export_compare_runs_plot_and_sweep_groups(runs, tmp_path):
     assert [(r["group"], r["n"], r["seeds"]) for r in rows] == [("train.lr=0.001", 2, "0, 1"), ("train.lr=0.002", 2, "0, 1")]
     bad = export("--sweep", "nope")
     assert bad.returncode == 2 and "--sweep nope" in bad.stderr and "demo-sw1" in bad.stderr
+
+
+def test_group_curve_is_mean_min_max_per_step(runs):
+    from tui_lab.results.groups import group_curve
+
+    root, made = runs
+    curve = group_curve([made["demo0"], made["demo1"]], "val_ppl")
+    assert curve == [(10.0, 40.0, 40.0, 40.0, 2), (20.0, pytest.approx(12.8), 12.5, 13.1, 2)]
+    with pytest.raises(ValueError, match="field"):
+        group_curve([made["demo0"]], "nope")

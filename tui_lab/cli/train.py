@@ -25,6 +25,8 @@ def train_cmd(
                                        help="Processes (GPUs) for DistributedDataParallel through torchrun."),
     attach: Optional[Path] = typer.Option(None, "--attach", hidden=True,
                                           help="(torchrun workers) train into this prepared run folder."),
+    sweep_record: Optional[str] = typer.Option(None, "--sweep-record", hidden=True,
+                                               help="(the queue) this run's sweep record, JSON, kept in config.json."),
 ) -> None:
     """Train an experiment in the foreground; prints the run folder. Ctrl-C stops gracefully."""
     from ..config import ConfigError
@@ -58,7 +60,7 @@ def train_cmd(
             _check_batch(exp, nproc_per_node)
         else:
             _check_batch(exp, nproc_per_node)  # before the run folder exists
-            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id)
+            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id, sweep=_sweep_record(sweep_record))
     except FileExistsError:
         fail(f"--run-id {run_id}: a run folder of that name exists already")
     except TuiLabError as exc:
@@ -92,6 +94,21 @@ def train_cmd(
     console.print(str(run.path))
     if status in ("diverged", "failed"):
         raise typer.Exit(1)
+
+
+def _sweep_record(text: Optional[str]) -> dict | None:
+    """The ``--sweep-record`` JSON object (``{id, overrides, set}``), or exit 2."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+        fail(f"--sweep-record {text!r}: expected a JSON object with an id")
+    return record
 
 
 def _check_batch(exp, nproc: int) -> None:

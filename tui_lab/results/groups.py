@@ -229,3 +229,35 @@ def sweep_table(runs: list[RunDir], price_per_gpu_hour: float = 0.0, title: str 
         rows.append({**run_record(run, price_per_gpu_hour), "sweep": rec.get("id"),
                      "overrides": point_label(rec.get("overrides") or {}), "seed": seed})
     return Table(title, SWEEP_COLUMNS + list(RUN_COLUMNS), rows)
+
+
+CURVE_FIELDS = {"val_ppl": "eval", "val_loss": "eval", "train_loss": "train", "tokens_per_s": "train"}
+"""The metrics.jsonl fields :func:`group_curve` can aggregate, and the event holding each."""
+
+
+def group_curve(runs: list[RunDir], field: str = "val_ppl", x: str = "step") -> list[tuple[float, float, float, float, int]]:
+    """A seed group's curve: for each x (``step`` or ``tokens_seen``) at which any run logged
+    ``field``, ``(x, mean, min, max, n)`` over the runs that have a value there, x ascending
+    (the compare view draws the mean with a shaded min–max band). History through
+    :func:`~tui_lab.runs.store.load_history` (events a resume superseded are dropped).
+
+    Raises:
+        ValueError: unknown ``field`` (see :data:`CURVE_FIELDS`) or ``x``.
+    """
+    from ..runs.store import load_history
+
+    if field not in CURVE_FIELDS:
+        raise ValueError(f"field {field!r}: choose one of {', '.join(CURVE_FIELDS)}")
+    if x not in ("step", "tokens_seen"):
+        raise ValueError(f"x {x!r}: choose step or tokens_seen")
+    at: dict[float, list[float]] = {}
+    for run in runs:
+        seen: dict[float, float] = {}
+        for e in load_history(run):
+            xv, yv = e.get(x), e.get(field)
+            if e.get("event") == CURVE_FIELDS[field] and isinstance(xv, (int, float)) \
+                    and isinstance(yv, (int, float)) and math.isfinite(yv):
+                seen[float(xv)] = float(yv)  # the last value at an x
+        for xv, yv in seen.items():
+            at.setdefault(xv, []).append(yv)
+    return [(xv, math.fsum(ys) / len(ys), min(ys), max(ys), len(ys)) for xv, ys in sorted(at.items())]

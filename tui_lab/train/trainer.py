@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..config import Experiment, experiment_to_table, validate_experiment
+from ..config import Experiment, experiment_to_table
+from ..config.load import experiment_of_table
 from ..errors import TuiLabError
 from ..atomic import atomic_write_json
 from ..runs.metrics import perplexity
@@ -473,10 +474,12 @@ class Trainer:
         return status
 
 
-def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) -> RunDir:
-    """Create the run folder for a new run and save the resolved config in it."""
+def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None,
+              sweep: dict[str, Any] | None = None) -> RunDir:
+    """Create the run folder for a new run and save the resolved config in it (with the run's
+    sweep record under ``sweep`` when it is part of a sweep)."""
     run = create_run(runs_dir, exp.name, run_id)
-    atomic_write_json(run.config_path, experiment_to_table(exp))
+    atomic_write_json(run.config_path, {**experiment_to_table(exp), **({"sweep": sweep} if sweep else {})})
     atomic_write_json(run.run_path, {"experiment": exp.name, "run_id": run.run_id, "status": "starting",
                                      "created_at": time.time(), "pid": os.getpid(),
                                      "proc_start": _proc_start_ticks(os.getpid()), "host": socket.gethostname()})
@@ -492,5 +495,4 @@ def experiment_of_run(run: RunDir) -> Experiment:
     table = run.read_config()
     if not table:
         raise TrainingError(f"{run.path}: not a run folder (no readable {run.config_path.name})")
-    table = {k: v for k, v in table.items() if k != "name"}
-    return validate_experiment(table, run.experiment, source=str(run.config_path))
+    return experiment_of_table(table, run.experiment, source=str(run.config_path))
