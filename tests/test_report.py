@@ -190,3 +190,17 @@ def test_group_curve_is_mean_min_max_per_step(runs):
     assert curve == [(10.0, 40.0, 40.0, 40.0, 2), (20.0, pytest.approx(12.8), 12.5, 13.1, 2)]
     with pytest.raises(ValueError, match="field"):
         group_curve([made["demo0"]], "nope")
+
+
+def test_with_reference_adds_the_seed_column_to_the_runs_table(runs):
+    from tui_lab.results import runs_table
+    from tui_lab.results.report import with_reference
+
+    root, made = runs
+    cfg = load_experiments(ROOT / "experiments.toml")
+    table = with_reference(runs_table([made["exp1"], made["exp7"], made["demo0"]]), cfg.experiments)
+    keys = [c.key for c in table.columns]
+    assert keys[keys.index("best_val_ppl") + 1: keys.index("best_val_ppl") + 3] == ["seed_val_ppl", "delta_seed_val_ppl"]
+    assert table.values("seed_val_ppl") == ["464.64", "3.02 invalid", None]
+    assert table.values("delta_seed_val_ppl")[0] == pytest.approx(471.25 - 464.64)
+    assert table.values("delta_seed_val_ppl")[1:] == [None, None]

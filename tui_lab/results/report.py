@@ -351,3 +351,31 @@ def write_report(output: Path | str, runs_dir: Path | str, experiments: dict[str
     write_output(output, text)
     written.append(output)
     return written
+
+
+REFERENCE_COLUMNS = [Column("seed_val_ppl", "Seed log ppl"), Column("delta_seed_val_ppl", "Δ seed", "float", 2)]
+"""The seed-log columns :func:`with_reference` adds after ``best_val_ppl``: the seed log's
+validation perplexity (``invalid`` after it when the reference says so) and Δ = the run's best
+val ppl − the seed log's (none for an invalid reference)."""
+
+
+def with_reference(table: Table, experiments: dict[str, Experiment] | None) -> Table:
+    """The runs table ``table`` with :data:`REFERENCE_COLUMNS` after its ``best_val_ppl`` column,
+    filled for runs whose experiment has a ``reference`` (the app's results screen); ``table``
+    itself when no experiment has one."""
+    refs = {n: e.reference for n, e in (experiments or {}).items() if e.reference is not None}
+    if not refs:
+        return table
+    keys = [c.key for c in table.columns]
+    at = keys.index("best_val_ppl") + 1 if "best_val_ppl" in keys else len(keys)
+    rows = []
+    for row in table.rows:
+        ref = refs.get(row.get("experiment"))
+        extra: dict[str, Any] = {}
+        if ref is not None and ref.val_ppl is not None:
+            extra["seed_val_ppl"] = f"{ref.val_ppl:,.2f}" + ("" if ref.valid else " invalid")
+            ppl = row.get("best_val_ppl")
+            if ref.valid and isinstance(ppl, (int, float)):
+                extra["delta_seed_val_ppl"] = ppl - ref.val_ppl
+        rows.append({**row, **extra})
+    return Table(table.title, table.columns[:at] + REFERENCE_COLUMNS + table.columns[at:], rows)
