@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tui_lab.bench import bench_decode
 from tui_lab.config import load_experiments
-from tui_lab.train.trainer import resolve_device
+from tui_lab.device import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,10 @@
-"""Shared fixtures: the offline data in ../shared/data, and a per-session token cache."""
+"""Shared fixtures: the offline data in ../shared/data, a per-session token cache, the tiny
+experiment / model / checkpoint (tests/tiny.py; waits on conditions: tests/waits.py).
+
+Markers (registered in pyproject.toml): ``slow`` (a real training run or a subprocess that
+takes more than a few seconds), ``needs_data`` (skipped here with the reason when
+../shared/data is absent), ``gpu`` (skipped with the reason when CUDA is not available).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,46 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SKIP_REASON = "../shared/data not found: offline WikiText-2 / GPT-2 BPE copies are needed for this test"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``needs_data`` and ``gpu`` tests skip with the reason, not inside their bodies."""
+    no_data = pytest.mark.skip(reason=SKIP_REASON) if not SHARED_DATA.is_dir() else None
+    no_gpu = None
+    if any(item.get_closest_marker("gpu") for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            no_gpu = pytest.mark.skip(reason="no CUDA device on this machine (a gpu test)")
+    for item in items:
+        if no_data and item.get_closest_marker("needs_data"):
+            item.add_marker(no_data)
+        if no_gpu and item.get_closest_marker("gpu"):
+            item.add_marker(no_gpu)
+
+
+from tiny import TINY_MODEL  # noqa: E402  (tests/ is on sys.path: pytest's rootdir conftest)
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    """An experiments file with the tiny experiment ``tiny`` (tests/tiny.py) in ``tmp_path``."""
+    from tiny import tiny_toml
+
+    path = tmp_path / "experiments.toml"
+    path.write_text(tiny_toml())
+    return path
+
+
+@pytest.fixture
+def tiny_model():
+    """A freshly built tiny GPT (:data:`TINY_MODEL`), seeded, in eval mode."""
+    import torch
+
+    from tui_lab.models import build_model
+
+    torch.manual_seed(0)
+    return build_model(TINY_MODEL).eval()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,3 +138,59 @@ def tiny_checkpoint(tmp_path):
         return path
 
     return make
+
+
+# ---------------------------------------------------------------------------- runs and the app
+
+
+@pytest.fixture
+def kill_runs():
+    """Kill every process a test left behind: training runs and queue runners (each leads its
+    own OS session, so killpg reaches its children too). Append the runs folders to the list."""
+    import json
+    import signal
+
+    from tui_lab.runs import pid_alive
+
+    runs: list[Path] = []
+    yield runs
+    for runs_dir in runs:
+        infos = [p for p in Path(runs_dir).glob("*/*/run.json")] + [Path(runs_dir) / "queue.runner.json"]
+        for info_path in infos:
+            try:
+                pid = json.loads(info_path.read_text()).get("pid")
+            except (OSError, ValueError):
+                continue
+            if pid and pid_alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+@pytest.fixture
+def no_counts(monkeypatch):
+    """The app without its ``tui-lab list --json`` subprocess (exact parameter counts): the
+    counts come back empty at once, so pictures and timings do not depend on it."""
+    from tui_lab.app import counts
+
+    async def empty(config):
+        return {}
+
+    monkeypatch.setattr(counts, "experiment_counts", empty)
+
+
+@pytest.fixture
+def plot_builds(monkeypatch):
+    """How many times each plot (by widget id) built its figure: ``{id: count}``."""
+    from tui_lab.app.widgets.plots import CurvePlot
+
+    builds: dict[str, int] = {}
+    original = CurvePlot.build_strips
+
+    def counted(self, width, height):
+        builds[self.id or "?"] = builds.get(self.id or "?", 0) + 1
+        return original(self, width, height)
+
+    monkeypatch.setattr(CurvePlot, "build_strips", counted)
+    return builds

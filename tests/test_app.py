@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,13 +20,17 @@ from textual.widgets import DataTable
 
 from tui_lab.app.app import TuiLabApp
 from tui_lab.app.screens.main import MainScreen
-from tui_lab.app.watch import Gpu, RunState
+from tui_lab.app.gpu import Gpu
 from tui_lab.app.widgets import CurvePlot, LogTail, RunStats, SamplesView
 from tui_lab.config import load_experiments
 from tui_lab.atomic import atomic_write_json
 from tui_lab.runs import MetricsWriter, RunDir, pid_alive
+from tui_lab.runs.follow import RunFollower
 
+from waits import wait_for
 from tiny import tiny_toml
+
+pytestmark = pytest.mark.usefixtures("no_counts")
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: fixed times for the pictures
 
@@ -37,35 +40,6 @@ def write_config(folder: Path, steps: int = 400, names=("tiny",)) -> Path:
     path.write_text('[settings]\nruns_dir = "runs"\n\n' + "".join(
         tiny_toml(n, max_steps=steps, eval_every=20, sample_every=1, sample_prompts=["The "]) for n in names))
     return path
-
-
-@pytest.fixture
-def kill_runs():
-    """Kill every process a test left behind: training runs and queue runners (each leads its
-    own OS session, so killpg reaches its children too)."""
-    runs: list[Path] = []
-    yield runs
-    for runs_dir in runs:
-        infos = [p for p in Path(runs_dir).glob("*/*/run.json")] + [Path(runs_dir) / "queue.runner.json"]
-        for info_path in infos:
-            try:
-                pid = json.loads(info_path.read_text()).get("pid")
-            except (OSError, ValueError):
-                continue
-            if pid and pid_alive(pid):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def main_screen(app) -> MainScreen:
@@ -82,7 +56,7 @@ def snap(app):
 
 # ---------------------------------------------------------------------------- real runs
 @pytest.mark.slow
-async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_runs):
+async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_runs, plot_builds):
     """The issue's "done when": t → loss and perplexity panels update live → q → the process
     goes on → a new app shows the same run live, with its whole history, until "finished"."""
     cfg = load_experiments(write_config(tmp_path, steps=200))
@@ -97,11 +71,11 @@ async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_ru
         await wait_for(pilot, lambda: len(snap(app).series("eval", "val_ppl")[1]) >= 2, what="two evaluations")
         loss_plot = main_screen(app).query_one("#loss-plot", CurvePlot)
         ppl_plot = main_screen(app).query_one("#ppl-plot", CurvePlot)
-        draws = loss_plot.draws
+        draws = plot_builds.get("loss-plot", 0)
         n_train = len(snap(app).series("train", "train_loss")[0])
         await wait_for(pilot, lambda: len(snap(app).series("train", "train_loss")[0]) > n_train, what="more steps")
-        await pilot.pause(0.3)
-        assert loss_plot.draws > draws  # the curve was redrawn with the new points
+        await wait_for(pilot, lambda: plot_builds.get("loss-plot", 0) > draws, timeout=5,
+                       what="the curve redrawn with the new points")
         assert len(ppl_plot.series[0][1]) >= 2 and len(loss_plot.series[0][1]) > n_train
         assert "running" in stats_text(app) and "val ppl" in stats_text(app)
         await pilot.press("3")
@@ -119,8 +93,7 @@ async def test_launch_live_panels_quit_reattach_until_finished(tmp_path, kill_ru
         assert snap(app2).run.path == run.path
         assert snap(app2).series("eval", "val_loss")[0][0] == 0  # the whole history, from step 0
         await wait_for(pilot, lambda: snap(app2).status == "finished", timeout=120, what="finished")
-        await pilot.pause(0.5)
-        assert "finished" in stats_text(app2)
+        await wait_for(pilot, lambda: "finished" in stats_text(app2), timeout=5, what="finished in the panel")
         await wait_for(pilot, lambda: "finished" in str(
             main_screen(app2).query_one("#experiments", DataTable).get_row("tiny")[1]), timeout=10,
             what="the list's status (rescanned every 2 s)")
@@ -242,7 +215,6 @@ async def test_watcher_follows_appended_metrics_and_partial_lines(tmp_path):
     writer = MetricsWriter(run.metrics_path)
     writer.write("start", step=0, total_steps=1000, num_params=31_264, device="cpu")
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         assert snap(app).status == "running"
@@ -258,8 +230,8 @@ async def test_watcher_follows_appended_metrics_and_partial_lines(tmp_path):
         with open(run.metrics_path, "a") as fh:
             fh.write('ss": 4.3, "time": 1.0}\n')
         await wait_for(pilot, lambda: snap(app).progress()[0] == 60, what="the completed line")
-        await pilot.pause(0.3)
-        assert "99.50" in stats_text(app) and "60/1,000" in stats_text(app)
+        await wait_for(pilot, lambda: "99.50" in stats_text(app) and "60/1,000" in stats_text(app), timeout=5,
+                       what="the panel's figures")
         assert main_screen(app).query_one("#ppl-plot", CurvePlot).series[0][2] == [99.5]
         # a resume at step 30 supersedes what came after it
         writer.write("resume", step=30, epoch=0, tokens_seen=30 * 256)
@@ -277,7 +249,6 @@ async def test_reattach_opens_on_the_run_that_is_training(tmp_path):
     run = live_run(tmp_path / "runs", "c", "running")
     MetricsWriter(run.metrics_path).write("train", step=5, train_loss=4.0, elapsed_s=1.0)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: snap(app) is not None and snap(app).run.path == run.path, timeout=10,
                        what="the live run")
@@ -289,7 +260,7 @@ def test_run_state_reads_only_new_bytes(tmp_path):
     run = live_run(tmp_path)
     writer = MetricsWriter(run.metrics_path)
     writer.write("train", step=5, train_loss=5.0)
-    state = RunState(run)
+    state = RunFollower(run)
     assert state.poll() and state.offset > 0
     offset = state.offset
     assert not state.poll() and state.offset == offset  # nothing new, nothing changed
@@ -308,7 +279,6 @@ async def test_statuses_of_experiments(tmp_path):
     for name, status in (("c", "finished"), ("d", "stopped"), ("e", "failed"), ("f", "diverged")):
         live_run(runs, name, status)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         table = main_screen(app).query_one("#experiments", DataTable)
@@ -320,7 +290,6 @@ async def test_statuses_of_experiments(tmp_path):
 async def test_history_selection_shows_that_runs_curves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         assert snap(app).run.run_id == "20260102-000000-bbbb"  # the latest run first
@@ -337,13 +306,12 @@ async def test_history_selection_shows_that_runs_curves(tmp_path, monkeypatch):
         assert snap(app).series("eval", "val_ppl")[1][-1] < first
 
 
-async def test_keys_answer_while_a_run_streams(tmp_path):
+async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
     """Metrics arrive every 10 ms; key presses still take effect at once."""
     cfg = load_experiments(write_config(tmp_path, names=("tiny", "other")))
     run = live_run(tmp_path / "runs")
     writer = MetricsWriter(run.metrics_path)
     app = TuiLabApp(cfg)
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         stop = False
@@ -356,7 +324,7 @@ async def test_keys_answer_while_a_run_streams(tmp_path):
                 await asyncio.sleep(0.01)
 
         task = asyncio.create_task(stream())
-        await pilot.pause(1.0)
+        await wait_for(pilot, lambda: snap(app).progress()[0] >= 20, timeout=10, what="the stream to show")
         latencies = []
         tabs = main_screen(app).query_one("#tabs")
         for key, tab in (("2", "tab-lr"), ("3", "tab-log"), ("1", "tab-curves"), ("2", "tab-lr"), ("1", "tab-curves")):
@@ -365,11 +333,11 @@ async def test_keys_answer_while_a_run_streams(tmp_path):
             while tabs.active != tab and time.perf_counter() - t < 5:
                 await asyncio.sleep(0.002)
             latencies.append(time.perf_counter() - t)
-            await pilot.pause(0.2)
-        plot = main_screen(app).query_one("#loss-plot", CurvePlot)
-        draws, t = plot.draws, time.monotonic()
-        await pilot.pause(1.0)
-        rate = (plot.draws - draws) / (time.monotonic() - t)
+            await pilot.pause()
+        main_screen(app).query_one("#loss-plot", CurvePlot)  # the plot exists
+        draws, t = plot_builds.get("loss-plot", 0), time.monotonic()
+        await pilot.pause(1.0)  # a measuring window, not a wait for something
+        rate = (plot_builds.get("loss-plot", 0) - draws) / (time.monotonic() - t)
         stop = True
         await task
         writer.close()
@@ -380,7 +348,6 @@ async def test_keys_answer_while_a_run_streams(tmp_path):
 
 async def test_footer_and_palette_list_the_keys(tmp_path):
     app = TuiLabApp(load_experiments(write_config(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         shown = {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
@@ -393,7 +360,6 @@ async def test_footer_and_palette_list_the_keys(tmp_path):
 async def test_chat_without_checkpoint_or_chat_module_notifies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         await pilot.press("c")
@@ -420,7 +386,6 @@ async def test_a_run_that_dies_before_starting_shows_failed(tmp_path, monkeypatc
 
     monkeypatch.setattr(launcher, "launch_detached", fake_launch)
     app = TuiLabApp(load_experiments(write_config(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("t")
@@ -480,18 +445,14 @@ print("torch-imported", "torch" in sys.modules)
 async def _shown(pilot):
     """Wait until the watcher has delivered the selected run and the plots are drawn."""
     app = pilot.app
-    for _ in range(100):
-        if snap(app) is not None:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause(0.3)
+    await wait_for(pilot, lambda: snap(app) is not None, timeout=10, what="the selected run")
+    await pilot.pause(0.3)  # the plots' redraw throttle (0.1 s) has passed: a settled picture
 
 
 def _snapshot_app(tmp_path, monkeypatch) -> TuiLabApp:
     monkeypatch.chdir(tmp_path)  # relative paths only, so the pictures do not depend on tmp_path
     synthetic_runs(tmp_path)
     app = TuiLabApp(load_experiments("experiments.toml"))
-    app.counts_enabled = False
     return app
 
 
@@ -516,23 +477,305 @@ def test_snapshot_results_screen(snap_compare, tmp_path, monkeypatch):
     async def results(pilot):
         await _shown(pilot)
         await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#results")
+                       and pilot.app.screen.query_one("#results", DataTable).row_count == 2, timeout=10,
+                       what="the runs table")
         await pilot.pause(0.2)
 
     assert snap_compare(_snapshot_app(tmp_path, monkeypatch), terminal_size=(120, 40), run_before=results)
 
 
+def test_snapshot_results_screen_80x24(snap_compare, tmp_path, monkeypatch):
+    """At 80 columns the key column (best val ppl) is on screen."""
+    async def results(pilot):
+        await _shown(pilot)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#results")
+                       and pilot.app.screen.query_one("#results", DataTable).row_count == 2, timeout=10,
+                       what="the runs table")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_snapshot_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=results)
+
+
 async def test_results_screen_lists_runs_and_exports(tmp_path, monkeypatch):
+    """The table is loaded in a worker; the export dialog defaults to the runs folder and
+    says where it wrote."""
     monkeypatch.chdir(tmp_path)
     app = TuiLabApp(load_experiments(synthetic_runs(tmp_path)))
-    app.counts_enabled = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("r")
-        await pilot.pause()
-        table = app.screen.query_one("#results", DataTable)
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: app.screen.query("#results") and app.screen.query_one("#results", DataTable)
+                       .row_count == 2, timeout=10, what="the runs table")
         await pilot.press("e")
-        await pilot.pause()
+        await wait_for(pilot, lambda: bool(app.screen.query("#ok")), timeout=5, what="the export dialog")
+        assert app.screen.query_one("#path").value == str(app.runs_dir / "results.md")
         await pilot.click("#ok")
-        await pilot.pause()
-    text = (tmp_path / "results.md").read_text()
+        written = tmp_path / "runs" / "results.md"
+        await wait_for(pilot, written.exists, timeout=5, what="the export")
+        await wait_for(pilot, lambda: any(str(written) in str(n.message) for n in app._notifications), timeout=5,
+                       what="a notification naming the file")
+    assert not (tmp_path / "results.md").exists()  # never into the working folder
+    text = written.read_text()
     assert "20260101-000000-aaaa" in text and "20260102-000000-bbbb" in text and text.startswith("| Experiment |")
+
+
+# ---------------------------------------------------------------------------- resize, small terminals
+RESIZES = [(120, 40), (80, 24), (60, 15), (200, 60), (75, 24), (100, 30), (120, 40), (40, 12), (220, 60),
+           (100, 24), (90, 24), (80, 24), (75, 24), (120, 40), (80, 24), (120, 40), (80, 24)]
+"""The issue's sequence (three rounds in tmux), the extremes, and width steps down at height 24."""
+
+
+async def test_resizing_while_a_log_scale_curve_streams_never_kills_the_app(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("start", step=0, total_steps=1000)
+    writer.write("eval", step=0, val_loss=16.2, val_ppl=math.exp(16.2), elapsed_s=0.0)  # one point first
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        step = 0
+        for i, (w, h) in enumerate(RESIZES):
+            step += 10
+            writer.write("train", step=step, train_loss=5.0 / (1 + step / 100), lr=1e-3, tokens_seen=step * 256,
+                         tokens_per_s=1e4, elapsed_s=step / 10)
+            writer.write("eval", step=step, val_loss=5.0 / (1 + step / 100),
+                         val_ppl=math.exp(5.0 / (1 + step / 100)), elapsed_s=step / 10, eval_s=0.1)
+            await pilot.resize_terminal(w, h)
+            for key in (str(1 + i % 5), "1"):  # a tab drawn at this size, then the curves (log scale)
+                await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, MainScreen) and app.is_running
+        await wait_for(pilot, lambda: snap(app).progress()[0] == step, timeout=10, what="the last step")
+        await pilot.resize_terminal(120, 40)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: len(main_screen(app).query_one("#ppl-plot", CurvePlot).series[0][1]) == len(RESIZES) + 1,
+                       timeout=10, what="the streamed curve")
+        for plot in main_screen(app).query(CurvePlot):
+            assert plot.error is None, plot.error
+        writer.close()
+    assert app.return_code in (None, 0)
+
+
+async def test_at_80x24_the_narrow_layout_and_at_60x15_a_sentence_instead_of_plots(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = main_screen(app)
+        assert screen.has_class("-wide")
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: screen.has_class("-narrow") and not screen.has_class("-wide"), timeout=20,
+                       what="the narrow layout")
+        assert not screen.has_class("-too-small")
+        await pilot.resize_terminal(60, 15)
+        await wait_for(pilot, lambda: screen.has_class("-too-small"), timeout=20, what="too small")
+        assert "too small for the plots" in str(screen.query_one(".too-small").render())
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: screen.has_class("-wide") and not screen.has_class("-too-small"), timeout=20,
+                       what="the wide layout back")
+
+
+async def test_keys_1_to_5_are_in_the_footer_and_the_palette(tmp_path):
+    app = TuiLabApp(load_experiments(write_config(tmp_path)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = {b.binding.key_display or b.binding.key: b.binding.description
+                 for b in app.screen.active_bindings.values() if b.binding.show}
+        assert shown.get("1-5") == "Tabs"
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        for word in ("tab", "log", "curv", "config", "sample"):
+            assert any(word in (t + " " + h).lower() for t, h in commands.items() if t.startswith("Tab ")), word
+        next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Tab 3")).callback()
+        await wait_for(pilot, lambda: main_screen(app).query_one("#tabs").active == "tab-log", timeout=5,
+                       what="the Log tab from the palette")
+
+
+async def test_processes_the_app_launched_are_reaped(tmp_path, monkeypatch):
+    """No `<defunct>` training process lingers under the app after it ends."""
+    import psutil
+    import tui_lab.runs.launcher as launcher
+
+    procs = []
+
+    def fake_launch(experiment, *, config, runs_dir, **kw):
+        run = RunDir(Path(runs_dir) / experiment / f"20260104-00000{len(procs)}-dddd")
+        run.path.mkdir(parents=True)
+        procs.append(subprocess.Popen([sys.executable, "-c", "pass"]))
+        return run, procs[-1]
+
+    monkeypatch.setattr(launcher, "launch_detached", fake_launch)
+    app = TuiLabApp(load_experiments(write_config(tmp_path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: len(procs) == 2, timeout=5, what="two launches")
+
+        def reaped() -> bool:
+            for p in procs:
+                try:
+                    if psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE:
+                        return False
+                except psutil.NoSuchProcess:
+                    continue
+            return True
+
+        await wait_for(pilot, reaped, timeout=15, what="the ended processes to be reaped (scans every 2 s)")
+        assert all(p.returncode is not None for p in procs)
+
+
+async def test_resume_shows_resuming_at_once(tmp_path, monkeypatch):
+    import tui_lab.runs.launcher as launcher
+
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs", status="stopped")
+    run.checkpoint_dir.mkdir()
+    run.train_state_path.write_bytes(b"state")
+    started = []
+
+    def fake_launch(experiment, *, config, runs_dir, resume=None, **kw):
+        # a process that takes its time to write run.json, as a real one importing torch does
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]))
+        return resume, started[-1]
+
+    monkeypatch.setattr(launcher, "launch_detached", fake_launch)
+    app = TuiLabApp(cfg)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: snap(app) is not None and snap(app).status == "stopped", timeout=10,
+                           what="the stopped run")
+            await pilot.press("R")
+            await pilot.pause()  # one frame: no waiting for the process
+            assert snap(app).status == "resuming" and "resuming" in stats_text(app)
+            runs = main_screen(app).query_one("#runs", DataTable)
+            assert "resuming" in str(runs.get_row_at(0)[1])
+            await pilot.press("R")
+            assert any("resuming already" in str(n.message) for n in app._notifications)
+            info = json.loads(run.run_path.read_text())
+            atomic_write_json(run.run_path, {**info, "status": "running"})  # the process writes that it runs
+            await wait_for(pilot, lambda: snap(app).status == "running", timeout=10, what="running")
+    finally:
+        for p in started:
+            p.kill()
+            p.wait()
+
+
+async def test_live_panel_shows_evaluation_progress(tmp_path):
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("start", step=0, total_steps=1000)
+    writer.write("eval_start", step=0, tokens_total=258_000, elapsed_s=0.0)
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        await wait_for(pilot, lambda: "evaluating" in stats_text(app), timeout=10, what="the evaluating line")
+        writer.write("eval_progress", step=0, tokens_done=129_000, tokens_total=258_000)
+        await wait_for(pilot, lambda: "129,000/258,000" in stats_text(app), timeout=10, what="tokens done / total")
+        assert "50%" in stats_text(app)
+        writer.write("eval", step=0, val_loss=5.0, val_ppl=148.4, elapsed_s=0.0, eval_s=12.0)
+        await wait_for(pilot, lambda: "evaluating" not in stats_text(app), timeout=10, what="the evaluation's end")
+        writer.close()
+
+
+# ---------------------------------------------------------------------------- the plot widget alone
+async def test_plot_widget_survives_any_size_and_any_values():
+    """Hypothesis draws sizes and series (one point, NaN, inf, huge, negative, equal values)
+    for a log-scale and a linear plot; every build fills the panel and raises nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from textual.app import App
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("val perplexity", ylog=True, id="log")
+            yield CurvePlot("loss", id="lin")
+
+    values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e308, 1e308),
+                       st.sampled_from([0.0, -1.0, 1.0, 1e-300, 1e300, 11350021.6, 5.0]))
+    steps = st.integers(0, 10**7)
+    series = st.lists(st.tuples(steps, values), min_size=0, max_size=60).map(
+        lambda pts: (sorted(p[0] for p in pts), [p[1] for p in pts]))
+    equal = st.tuples(st.integers(1, 50), st.floats(-1e6, 1e6)).map(lambda t: (list(range(t[0])), [t[1]] * t[0]))
+    sizes = st.tuples(st.integers(0, 240), st.integers(0, 70))
+
+    app = PlotApp()
+    async with app.run_test(size=(120, 40)):
+        plots = list(app.query(CurvePlot))
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(data=st.one_of(series, equal), size=sizes, second=st.one_of(st.none(), series))
+        def check(data, size, second):
+            xs, ys = data
+            for plot in plots:
+                curves = [("a", xs, ys)] + ([("b", *second)] if second else [])
+                plot.set_series(curves, object())
+                for _ in range(2):  # a second build of the same figure (plotext's log-scale trap)
+                    strips = plot.build_strips(*size)
+                    w, h = size
+                    assert len(strips) == (h if w > 0 and h > 0 else 0)
+                    assert all(s.cell_length == w for s in strips)
+                    assert plot.error is None, plot.error
+
+        check()
+
+
+# ---------------------------------------------------------------------------- one tokens/s
+@pytest.mark.slow
+async def test_tokens_per_s_agrees_in_app_exports_and_run_json(tmp_path):
+    """One definition (runs.metrics.tokens_per_second: tokens seen ÷ training seconds): the
+    app's live panel, `tui-lab export` and run.json's own figures give the same number."""
+    from tui_lab.runs.metrics import tokens_per_second
+
+    cfg_path = write_config(tmp_path, steps=30)
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "train", "tiny", "--config", str(cfg_path), "--quiet"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (run_json,) = (tmp_path / "runs").glob("tiny/*/run.json")
+    info = json.loads(run_json.read_text())
+    expected = info["tokens_seen"] / info["elapsed_s"]
+    assert tokens_per_second(info["tokens_seen"], info["elapsed_s"]) == expected
+
+    r = subprocess.run([sys.executable, "-m", "tui_lab", "export", "--runs-dir", str(tmp_path / "runs"), "--format",
+                        "json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout) if isinstance(json.loads(r.stdout), list) else json.loads(r.stdout)["rows"]
+    assert row["tokens_per_s"] == pytest.approx(expected, rel=1e-6)
+
+    app = TuiLabApp(load_experiments(cfg_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: snap(app) is not None and snap(app).status == "finished", timeout=10,
+                       what="the finished run")
+        assert snap(app).tokens_per_s() == pytest.approx(expected, rel=1e-6)
+        await wait_for(pilot, lambda: f"tokens/s {expected:,.0f}" in stats_text(app), timeout=5,
+                       what="the panel's tokens/s")
+
+
+async def test_plot_axes_one_point_and_integer_step_ticks():
+    """One point: a window of one step after it (no x from -1.00 to 1.00) and a y range around
+    it; steps are labelled with whole numbers (no 62.5)."""
+    import re
+
+    from textual.app import App
+
+    from tui_lab.app.widgets.plots import int_ticks
+
+    assert all(isinstance(t, int) for t in int_ticks(0, 250)) and int_ticks(0, 250)[-1] >= 250 - 50
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("val perplexity", ylog=True, id="log")
+
+    app = PlotApp()
+    async with app.run_test(size=(60, 20)):
+        plot = app.query_one(CurvePlot)
+        plot.set_series([("val ppl", [0], [11350021.6])], 1)
+        text = "\n".join(s.text for s in plot.build_strips(60, 20))
+        x_labels = text.strip().split("\n")[-2].split()
+        assert x_labels == ["0", "1"] and "-1" not in text and "1.00e+07" in text
+        plot.set_series([("val ppl", [0, 125, 250], [1000.0, 300.0, 120.0])], 2)
+        text = "\n".join(s.text for s in plot.build_strips(60, 20))
+        x_labels = text.strip().split("\n")[-2].split()
+        assert x_labels and all(re.fullmatch(r"[\d,]+", t) for t in x_labels), x_labels

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
-from tiny import wait_until
+from waits import wait_for
 
 from tui_lab.app.screens.chat import ChatScreen, CompareScreen, PickCheckpoint, Reply, SettingsDialog
 from tui_lab.generate import Generator, SamplingParams
@@ -36,10 +36,6 @@ class Host(App):
     def __init__(self, runs_dir: Path | None = None):
         super().__init__()
         self.runs_dir = runs_dir
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0) -> None:
-    await wait_until(pilot, condition, timeout)
 
 
 async def open_chat(pilot, app, screen: ChatScreen) -> ChatScreen:

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 from tui_lab.cli import app as cli
 from tui_lab.atomic import atomic_write_json
-from tui_lab.runs import RunDir, queue
+from tui_lab.runs import RUN_FORMAT, RunDir, create_time, queue
 
 from tiny import tiny_toml
+from waits import wait_until
 
 
 @pytest.fixture
@@ -46,6 +47,16 @@ def test_add_pop_remove_clear_round_trip(tmp_path, cfg):
     queue.add(runs, "first", cfg)
     queue.add(runs, "first", cfg)
     assert queue.clear(runs) == 2 and queue.read_queue(runs) == []
+
+
+def test_queue_file_has_a_format_and_files_without_one_still_read(tmp_path, cfg):
+    runs = tmp_path / "runs"
+    queue.add(runs, "first", cfg)
+    assert json.loads((runs / "queue.json").read_text())["format"] == queue.QUEUE_FORMAT == 1
+    (runs / "queue.json").write_text('{"entries": [{"id": "x", "experiment": "second", "config": "c"}]}')
+    assert [e["experiment"] for e in queue.read_queue(runs)] == ["second"]  # a file from before the field
+    queue.add(runs, "first", cfg)
+    assert [e["experiment"] for e in queue.read_queue(runs)] == ["second", "first"]
 
 
 def test_a_garbled_queue_file_reads_as_empty(tmp_path):
@@ -129,10 +140,9 @@ def test_only_one_runner_at_a_time(tmp_path, cfg, monkeypatch):
     queue.add(runs, "second", cfg)
     first = threading.Thread(target=queue.run_queue, args=(runs, 0.05))
     first.start()
-    deadline = time.monotonic() + 5
-    while not queue.runner_alive(runs) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert queue.runner_alive(runs) and queue.runner_info(runs)["pid"] == os.getpid()
+    wait_until(lambda: queue.runner_alive(runs), timeout=5, what="the first runner")
+    info = queue.runner_info(runs)
+    assert info["pid"] == os.getpid() and info["format"] == RUN_FORMAT and info["proc_start"] == create_time()
     assert queue.run_queue(runs, poll_s=0.05) == 0  # the lock is taken: a second runner leaves at once
     first.join()
     assert [e for e, _, _ in log] == ["first", "second"]
@@ -160,10 +170,17 @@ def test_runner_waits_for_a_run_started_outside_the_queue(tmp_path, cfg, monkeyp
     queue.add(runs, "second", cfg)
     t0 = time.monotonic()
     seen = []
-    watcher = threading.Thread(target=lambda: [seen.append(queue.runner_info(runs)) or time.sleep(0.1)
-                                               for _ in range(5)])
+    done = threading.Event()
+
+    def watch() -> None:  # what `queue list` and the app would read meanwhile
+        while not done.is_set():
+            seen.append(queue.runner_info(runs))
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=watch)
     watcher.start()
     assert queue.run_queue(runs, poll_s=0.05) == 1
+    done.set()
     watcher.join()
     other.wait()
     assert log[0][1] - t0 >= 0.8  # started only once the other run's process had ended
@@ -201,19 +218,15 @@ def test_cli_queue_trains_for_real_and_outlives_its_starter(tmp_path, cfg):
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert "started the queue runner" in r.stdout
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
+        def both_finished() -> bool:
             infos = [json.loads(p.read_text()) for p in runs.glob("*/*/run.json")]
-            if len(infos) == 2 and all(i.get("status") == "finished" for i in infos):
-                break
-            time.sleep(0.5)
+            return len(infos) == 2 and all(i.get("status") == "finished" for i in infos)
+
+        wait_until(both_finished, timeout=150, what="both queued runs", poll_s=0.5)
         infos = sorted((json.loads(p.read_text()) for p in runs.glob("*/*/run.json")), key=lambda i: i["started_at"])
         assert [(i["experiment"], i["status"]) for i in infos] == [("first", "finished"), ("second", "finished")]
         assert infos[0]["ended_at"] <= infos[1]["started_at"]
-        deadline = time.monotonic() + 10
-        while queue.runner_alive(runs) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not queue.runner_alive(runs)
+        wait_until(lambda: not queue.runner_alive(runs), timeout=10, what="the runner to retire")
         assert "queue empty after 2 run(s)" in (runs / "queue.log").read_text()
     finally:
         info = queue.runner_info(runs)

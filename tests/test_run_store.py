@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from waits import wait_until
 
 from tui_lab.atomic import atomic_write, atomic_write_json
 from tui_lab.runs import (
+    METRICS_FORMAT,
+    RUN_FORMAT,
+    STATUSES,
     MetricsWriter,
     RunDir,
+    Status,
     collapse_resumes,
     create_run,
+    create_time,
+    file_format,
+    git_commit,
+    is_live,
     list_runs,
     pid_alive,
+    read_json,
     read_jsonl,
 )
 
@@ -104,8 +121,6 @@ def test_create_run_never_reuses_a_folder(tmp_path):
 def test_dead_process_reads_as_interrupted_and_live_one_as_running(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    import socket
-
     dead = RunDir(tmp_path / "e" / "dead")
     dead.path.mkdir(parents=True)
     atomic_write_json(dead.run_path, {"status": "running", "pid": proc.pid, "host": socket.gethostname()})
@@ -123,11 +138,84 @@ def test_dead_process_reads_as_interrupted_and_live_one_as_running(tmp_path):
 def test_zombie_child_is_not_alive():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     # do not reap it yet: it is a zombie once it exits
-    import time
-
-    for _ in range(100):
-        if not pid_alive(proc.pid):
-            break
-        time.sleep(0.05)
+    wait_until(lambda: not pid_alive(proc.pid), timeout=10, what="the child to exit (a zombie)")
     assert not pid_alive(proc.pid)
     proc.wait()
+
+
+# ---------------------------------------------------------------------------- statuses, processes
+def test_status_enum_names_every_status_and_which_are_live():
+    assert set(STATUSES) == {"starting", "running", "finished", "stopped", "failed", "diverged", "interrupted",
+                             "imported"}
+    assert {s.value for s in Status if s.is_live} == {"starting", "running"}
+    assert is_live("starting") and is_live("running") and not is_live("finished") and not is_live(None)
+    assert not is_live("nonsense") and Status.of("nonsense") is None
+    assert Status.STOPPED.is_resumable and not Status.FINISHED.is_resumable
+    assert Status.RUNNING == "running"  # a str: compares with what run.json holds
+
+
+def _run_json(tmp_path, name, **info):
+    run = RunDir(tmp_path / "e" / name)
+    run.path.mkdir(parents=True)
+    atomic_write_json(run.run_path, {"status": "running", "host": socket.gethostname(), **info})
+    return run
+
+
+def test_a_reused_pid_reads_as_interrupted(tmp_path):
+    """A run.json naming this process's pid but another creation time: the pid was reused."""
+    me = create_time()
+    assert me is not None and abs(me - psutil.Process().create_time()) < 1e-6
+    same = _run_json(tmp_path, "same", format=RUN_FORMAT, pid=os.getpid(), proc_start=me)
+    reused = _run_json(tmp_path, "reused", format=RUN_FORMAT, pid=os.getpid(), proc_start=me - 3600)
+    assert same.read_run()["status"] == "running"
+    assert reused.read_run()["status"] == "interrupted"
+
+
+def test_run_json_without_format_is_read_as_version_1(tmp_path):
+    """Files written before the format field: proc_start in Linux clock ticks since boot."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("format-1 files were written on Linux only (clock ticks from /proc)")
+    ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    old_same = _run_json(tmp_path, "old-same", pid=os.getpid(), proc_start=ticks)
+    old_reused = _run_json(tmp_path, "old-reused", pid=os.getpid(), proc_start=ticks - 100_000)
+    assert file_format(read_json(old_same.run_path)) == 1
+    assert old_same.read_run()["status"] == "running"
+    assert old_reused.read_run()["status"] == "interrupted"
+
+
+def test_writers_stamp_their_format(tmp_path):
+    run = create_run(tmp_path, "e")
+    info = run.update_run(status="running")
+    assert info["format"] == RUN_FORMAT and read_json(run.run_path)["format"] == RUN_FORMAT
+    w = MetricsWriter(run.metrics_path)
+    w.write("start", step=0)
+    w.write("train", step=1)
+    w.close()
+    events, _ = read_jsonl(run.metrics_path)
+    assert events[0]["format"] == METRICS_FORMAT and "format" not in events[1]
+
+
+def test_git_commit_reads_the_checkout_this_code_runs_from():
+    """``git rev-parse`` (a worktree's ``.git`` is a file, which a hand-written reader missed)."""
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    root = Path(__file__).resolve().parents[1]
+    expected = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    if expected.returncode != 0:
+        pytest.skip("the tests do not run from a git checkout")
+    assert git_commit() == expected.stdout.strip()
+    assert git_commit(Path("/")) is None or len(git_commit(Path("/"))) == 40
+
+
+def test_launcher_reserves_its_folder_through_create_run(tmp_path, monkeypatch):
+    """Run folders are made in one place (store.create_run), also for the app's launches."""
+    import tui_lab.runs.launcher as launcher
+
+    made = []
+    real = launcher.create_run
+    monkeypatch.setattr(launcher, "create_run", lambda *a, **k: made.append(a) or real(*a, **k))
+    cfg = tmp_path / "experiments.toml"
+    cfg.write_text("")
+    run, proc = launcher.launch_detached("nothing", config=cfg, runs_dir=tmp_path / "runs")
+    proc.wait()  # `train nothing` fails at once (no such experiment): only the folder matters here
+    assert made and run.path.parent == tmp_path / "runs" / "nothing" and run.log_path.is_file()

@@ -12,7 +12,10 @@ import torch
 from tui_lab.config import load_experiments
 from tui_lab.runs import RunDir, load_history
 from tui_lab.models.checkpoint import CheckpointError, load_model
-from tui_lab.train.trainer import Trainer, start_run
+from tui_lab.train.loop import Trainer
+from tui_lab.train.setup import start_run
+
+from faults import stop_after
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +46,10 @@ def curve(run: RunDir, event: str, key: str) -> dict[int, float]:
 
 
 @pytest.mark.slow
-def test_demo_training_lowers_validation_loss_and_writes_the_run_folder(tmp_path):
+def test_demo_training_lowers_validation_loss_and_writes_the_run_folder(tmp_path, monkeypatch):
+    import tui_lab.train.loop as loop
+
+    monkeypatch.setattr(loop, "EVAL_PROGRESS_EVERY_S", 0.0)  # an eval_progress event after every batch
     exp = demo("train.max_steps=60", "train.lr=3e-3")
     run, status = train(exp, tmp_path)
     assert status == "finished"
@@ -62,6 +68,19 @@ def test_demo_training_lowers_validation_loss_and_writes_the_run_folder(tmp_path
     assert all(0.0 <= e["val_acc"] <= 1.0 for e in ev)
     tr = [e for e in load_history(run) if e["event"] == "train"]
     assert all(e["tokens_per_s"] > 0 and e["lr"] > 0 for e in tr)
+    # evaluation status: eval_start, eval_progress (tokens done so far), then eval with its duration,
+    # for the step-0 evaluation too
+    events = load_history(run)
+    for step in (0, 10, 60):
+        mine = [e for e in events if e.get("step") == step and e["event"].startswith("eval")]
+        kinds = [e["event"] for e in mine]
+        assert kinds[0] == "eval_start" and kinds[-1] == "eval" and set(kinds[1:-1]) == {"eval_progress"}, kinds
+        start, progress, done = mine[0], mine[1:-1], mine[-1]
+        assert start["tokens_total"] == done["val_tokens"] == 4096 and isinstance(start["elapsed_s"], float)
+        dones = [e["tokens_done"] for e in progress]
+        assert dones == sorted(dones) and 0 < dones[0] and dones[-1] < 4096
+        assert all(e["tokens_total"] == 4096 for e in progress)
+        assert done["eval_s"] > 0
 
 
 @pytest.mark.slow
@@ -100,6 +119,26 @@ def test_resume_continues_the_curve_exactly(tmp_path):
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=1e-5), (step, a, b)
     assert curve(part, "eval", "val_loss")[40] == pytest.approx(curve(straight, "eval", "val_loss")[40], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_in_the_middle_of_a_log_window_gives_the_same_curve_point_for_point(tmp_path):
+    """Stopped at step 13 with log_every=3 (one step into a window): the loss accumulator is in
+    last.state.pt, so every logged train loss of the resumed run equals the uninterrupted run's."""
+    exp = demo("train.max_steps=24", "train.log_every=3", "train.eval_every=12", "train.eval_max_tokens=1024")
+    straight, _ = train(exp, tmp_path / "a")
+    run = start_run(exp, tmp_path / "b")
+    first = Trainer(exp, run, torch.device("cpu"))
+    first.loss_hook = stop_after(first, 13)
+    assert first.train() == "stopped"
+    from tui_lab.train.state import load_train_state
+
+    state = load_train_state(run.train_state_path)
+    assert state["progress"]["step"] == 13 and state["loss_window"]["count"] == 1
+    assert Trainer(exp, run, torch.device("cpu"), resume=True).train() == "finished"
+    a, b = curve(straight, "train", "train_loss"), curve(run, "train", "train_loss")
+    assert sorted(a) == sorted(b) == list(range(3, 25, 3))
+    assert b == a  # point for point, exactly (float32 sum restored bit for bit)
 
 
 def test_corrupt_and_missing_checkpoints_are_refused(tmp_path):

@@ -10,7 +10,9 @@ import torch
 from tui_lab.config import ConfigError, load_experiments
 from tui_lab.models import build_model
 from tui_lab.runs import load_history
-from tui_lab.train.trainer import Trainer, _optimizer, autocast_dtype, start_run
+from tui_lab.train.loop import Trainer
+from tui_lab.train.optimizer import autocast_dtype, build_optimizer
+from tui_lab.train.setup import start_run
 
 from tiny import tiny_toml
 
@@ -70,7 +72,7 @@ def test_autocast_dtype(device_type, precision, dtype):
 def _groups(tmp_path, decay_all: bool):
     exp = load(tmp_path, decay_all=decay_all, weight_decay=0.1).get("tiny")
     model = build_model(exp.model)
-    opt = _optimizer(model, exp, torch.device("cpu"))
+    opt = build_optimizer(model, exp.train, torch.device("cpu"))
     return model, [(g["weight_decay"], {id(p) for p in g["params"]}) for g in opt.param_groups]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+TINY_MODEL = dict(kind="gpt", vocab_size=256, max_seq_len=32, d_model=32, num_heads=4, d_ff=64, num_layers=1)
+"""The tiny model config of the unit tests (byte vocabulary, 1 layer)."""
+
 TRAIN_DEFAULTS = dict(batch_size=4, max_steps=100, eval_every=10, eval_max_tokens=2048, log_every=5, lr=1e-3)
 
 
@@ -21,14 +24,3 @@ def tiny_toml(name: str = "tiny", description: str = "tiny test model", **train)
 # A tiny byte-level model for checkpoint, generation and chat tests (random weights are enough
 # for the mechanics). The ``tiny_checkpoint`` fixture in conftest.py saves it as a real checkpoint.
 TINY_MODEL = dict(kind="gpt", vocab_size=256, max_seq_len=64, d_model=32, num_heads=4, d_ff=64, num_layers=2)
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    """Let the app run until ``condition()`` is true (checked after each batch of messages);
-    fails after ``timeout`` seconds, naming ``what``."""
-    import time
-
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await pilot.pause(0.02)

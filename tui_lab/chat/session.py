@@ -59,6 +59,8 @@ def check_checkpoint_path(path: Path | str) -> Path:
     Raises:
         ChatError: nothing at ``path``.
     """
+    if str(path).startswith("hf:"):  # a Hub model name, resolved (and checked) when loaded
+        return Path(str(path))
     path = Path(path).expanduser()
     if not path.exists():
         raise ChatError(f"{path}: no such checkpoint file or run folder")
@@ -196,16 +198,22 @@ class ChatSession:
 
     @classmethod
     def open(cls, checkpoint: Path | str, device: str = "auto", tokenizer_path: str | None = None, *,
-             use_kv_cache: bool = True, **kwargs: Any) -> "ChatSession":
+             use_kv_cache: bool = True, preset: str = "completion", params: SamplingParams | None = None,
+             cpu_threads: int | None = None, **load_options: Any) -> "ChatSession":
         """Load ``checkpoint`` (a file, a run folder or an experiment folder: see
-        ``generate.engine.resolve_checkpoint``) on ``device``; imports torch.
+        ``generate.engine.resolve_checkpoint``) on ``device`` through
+        ``Generator.from_checkpoint`` (``load_options`` go to it too, e.g. ``num_heads`` for a
+        seed-script checkpoint); imports torch.
 
         Raises:
             TuiLabError: an unusable checkpoint, tokenizer or device (the message names it).
+            ValueError: an unknown preset.
         """
         from ..generate import Generator
 
-        return cls(Generator.from_checkpoint(checkpoint, device, tokenizer_path, use_kv_cache=use_kv_cache), **kwargs)
+        generator = Generator.from_checkpoint(checkpoint, device, tokenizer_path, use_kv_cache=use_kv_cache,
+                                              **load_options)
+        return cls(generator, preset, params, cpu_threads=cpu_threads)
 
     @property
     def checkpoint(self) -> Path:
@@ -213,14 +221,17 @@ class ChatSession:
         return Path(str(self.generator.metadata.get("checkpoint", "")))
 
     def describe(self) -> str:
-        """``kind · N params · d_model D · L layers · context T · tokenizer · device``."""
+        """``kind · N params · d_model D · L layers · context T · tokenizer · device``, then for a
+        converted checkpoint (seed scripts', exp7's, Hugging Face GPT-2) what it is and carries."""
         from ..models import count_parameters
 
         gen = self.generator
         cfg = gen.model.config
-        return (f"{cfg.kind} · {count_parameters(gen.model):,} params · d_model {cfg.d_model} · "
+        text = (f"{cfg.kind} · {count_parameters(gen.model):,} params · d_model {cfg.d_model} · "
                 f"{cfg.num_layers} layers · context {cfg.max_seq_len} · {gen.tokenizer.name} tokenizer · "
                 f"{gen.device}")
+        summary = gen.metadata.get("summary")
+        return f"{text} · {summary}" if summary else text
 
     # ------------------------------------------------------------------ settings
     def set_preset(self, name: str) -> None:

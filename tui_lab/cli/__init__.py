@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, chat, experiments, export, report, sweep, train
+from . import bench, chat, experiments, export, importer, report, sweep, train
 from .queue import queue_app
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: paragraphs wrap to the terminal, flags show no <bool> placeholder
 )
 
 app.command("init")(experiments.init_cmd)
@@ -24,6 +25,7 @@ app.command("list")(experiments.list_cmd)
 app.command("train")(train.train_cmd)
 app.command("chat")(chat.chat_cmd)
 app.command("export")(export.export_cmd)
+app.command("import")(importer.import_cmd)
 app.command("bench")(bench.bench_cmd)
 app.command("sweep")(sweep.sweep_cmd)
 app.command("report")(report.report_cmd)
@@ -48,5 +50,18 @@ def _root(
     run_app(cfg)
 
 
+def _no_list_placeholders(command) -> None:
+    """Help names a list argument ``NAMES...`` alone, without Typer's ``<list[str]>`` type."""
+    import typer.core
+
+    for param in getattr(command, "params", []):
+        if isinstance(param, typer.core.TyperArgument) and param.nargs != 1:
+            param.display_type_rich = lambda ctx: None
+    for sub in getattr(command, "commands", {}).values():
+        _no_list_placeholders(sub)
+
+
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _no_list_placeholders(command)
+    command(prog_name="tui-lab")

@@ -28,9 +28,10 @@ COMMANDS = (
 
 
 def chat_cmd(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint file (.safetensors, or a weights-only .pt), "
-                                                "a run folder (its best checkpoint) or an experiment folder "
-                                                "(its latest run with a checkpoint)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file (.safetensors, or a weights-only .pt: "
+                                                "tui-lab's, the seed scripts' or exp7's), a run folder (its best "
+                                                "checkpoint), an experiment folder (its latest run with a "
+                                                "checkpoint), a Hugging Face GPT-2 folder, or hf:NAME."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Answer this once and exit."),
     preset: str = typer.Option("completion", "--preset", help="exp7, completion or chat."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="0 = greedy."),
@@ -40,13 +41,17 @@ def chat_cmd(
                                                        help="CTRL-style; 1 = off."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed, same reply."),
-    stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop before this text (repeatable)."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", metavar="TEXT", help="Stop before this text (repeatable)."),
     no_kv_cache: bool = typer.Option(False, "--no-kv-cache", help="Recompute the whole window for every token."),
     as_json: bool = typer.Option(False, "--json", help="With --prompt: print one JSON object, no streaming."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     tokenizer_path: Optional[str] = typer.Option(None, "--tokenizer-path",
                                                  help="GPT-2 BPE folder (vocab.bpe, encoder.json) if the "
-                                                      "checkpoint's one has moved."),
+                                                      "checkpoint's one has moved; or a tokenizer.json / "
+                                                      "its folder (exp7's SmolLM tokenizer)."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
+                                            help="Heads of a seed-script checkpoint (default: those of the "
+                                                 "experiment in experiments.toml with its shape)."),
 ) -> None:
     """Talk to a checkpoint; tokens stream as they are generated.
 
@@ -56,6 +61,8 @@ def chat_cmd(
     interface: no history, 'Human: {message}', T 0.3, top-p 0.9, repetition penalty 1.1,
     its stop rules) and chat (multi-turn, history kept inside the context window).
     """
+    from rich.text import Text
+
     from ..chat import PRESETS, ChatError, ChatSession, check_checkpoint_path
     from ..errors import TuiLabError
 
@@ -74,9 +81,12 @@ def chat_cmd(
     try:
         check_checkpoint_path(checkpoint)  # before torch is imported: a typo answers at once
         session = ChatSession.open(checkpoint, device, tokenizer_path, use_kv_cache=not no_kv_cache,
-                                   preset=preset, params=params)
+                                   num_heads=num_heads, preset=preset, params=params)
     except (TuiLabError, ChatError) as exc:
         fail(str(exc))
+    summary = session.generator.metadata.get("summary")
+    if summary:  # a converted checkpoint: what it is and what it carries (stderr)
+        err_console.print(Text(str(summary), style="dim"), highlight=False, soft_wrap=True)
     _say_which_run(checkpoint, session.checkpoint)
     try:
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]

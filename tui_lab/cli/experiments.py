@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -34,7 +34,7 @@ def check_cmd(
                                                help="Experiments file, then experiment names for --sanity."),
     sanity: bool = typer.Option(False, "--sanity", help="Also build each model and its data and run quick sanity checks."),
     device: str = typer.Option("cpu", "--device", help="Device for --sanity."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="section.key=value for --sanity (e.g. data.path=DIR)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="section.key=value for --sanity (e.g. data.path=DIR)."),
 ) -> None:
     """Validate an experiments file without running anything (exit 2 on the first bad key)."""
     args = list(args or [])
@@ -66,43 +66,35 @@ def check_cmd(
         raise typer.Exit(1)
 
 
-def experiment_rows(cfg) -> list[dict[str, Any]]:
-    """One row per experiment: kind, exact parameter count, data, cached token counts."""
-    from ..data import cached_token_counts
-    from ..models.counting import count_parameters_of_config
-
-    rows = []
-    for name, exp in cfg.experiments.items():
-        n_params = count_parameters_of_config(exp.model)
-        d = exp.data
-        dataset = d.path or (f"{d.dataset}/{d.config}" if d.config else d.dataset)
-        counts = cached_token_counts(d, "train")
-        train_tokens = counts["n_tokens"] if counts else None
-        rows.append({
-            "name": name, "kind": exp.model.kind, "num_params": n_params, "dataset": dataset,
-            "tokenizer": d.tokenizer, "train_tokens": train_tokens,
-            "chinchilla_ratio": round(train_tokens / n_params, 3) if train_tokens else None,
-            "description": exp.description,
-        })
-    return rows
-
-
 def list_cmd(
     config: Optional[Path] = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
 ) -> None:
     """List the experiments: model kind, exact parameter count, dataset, tokenizer, tokens, D/N."""
     cfg = load_config(config)
+    from ..train.catalog import experiment_rows
+
     rows = experiment_rows(cfg)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=str(cfg.path), title_justify="left")
-    for col, just in (("experiment", "left"), ("kind", "left"), ("params", "right"), ("dataset", "left"),
-                      ("tokenizer", "left"), ("train tokens", "right"), ("D/N (Chinchilla: 20)", "right")):
-        table.add_column(col, justify=just)
-    for r in rows:
-        table.add_row(r["name"], r["kind"], f"{r['num_params']:,}", r["dataset"], r["tokenizer"],
-                      f"{r['train_tokens']:,}" if r["train_tokens"] else "not cached",
-                      f"{r['chinchilla_ratio']:.2f}" if r["chinchilla_ratio"] else "-")
+    headers = (("experiment", "left"), ("kind", "left"), ("params", "right"), ("dataset", "left"),
+               ("tokenizer", "left"), ("tokens", "right"), ("D/N", "right"))
+    cells = [[r["name"], r["kind"], f"{r['num_params']:,}", r["dataset"], r["tokenizer"],
+              f"{r['train_tokens']:,}" if r["train_tokens"] else "-",
+              f"{r['chinchilla_ratio']:.2f}" if r["chinchilla_ratio"] else "-"] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _) in enumerate(headers)]
+    if sum(widths) + 2 * (len(widths) - 1) > console.width:
+        # narrow terminal: the dataset's name and its config on two lines, every figure whole
+        for c in cells:
+            if "/" in c[3]:
+                head, tail = c[3].rsplit("/", 1)
+                c[3] = f"{head}/\n{tail}"
+    table = Table(title=str(cfg.path), title_justify="left", box=None, padding=(0, 1), pad_edge=False,
+                  show_edge=False, caption="D/N: training tokens per parameter (Chinchilla-optimal ≈ 20); "
+                  "tokens -: not tokenized yet", caption_justify="left")
+    for (col, just) in headers:
+        table.add_column(col, justify=just, no_wrap=col != "dataset", overflow="fold", header_style="bold")
+    for c in cells:
+        table.add_row(*c)
     console.print(table)

@@ -31,7 +31,7 @@ def export_cmd(
     fmt: Optional[str] = typer.Option(
         None, "--format", "-f", help="md, csv, latex or json. Default: from --output's extension, else md."),
     run: Optional[list[str]] = typer.Option(
-        None, "--run", help="A run folder, experiment/run_id or run id (repeatable). Default: every run."),
+        None, "--run", metavar="RUN", help="A run folder, experiment/run_id or run id (repeatable). Default: every run."),
     progression: Optional[str] = typer.Option(
         None, "--progression", help="Export this run's validation perplexity at each evaluation."),
     compare: bool = typer.Option(
@@ -91,7 +91,8 @@ def export_cmd(
         else:
             chosen = chosen or all_runs(folder)
             if not chosen:
-                fail(f"no runs under {folder}: train one first (tui-lab train demo), or pass --runs-dir")
+                fail(f"no runs to export: the runs folder {Path(folder).resolve()} holds no run folders "
+                     "(train one first: tui-lab train demo; or pass --runs-dir DIR)")
             if compare and len(chosen) < 2:
                 fail("--compare needs two or more runs (give --run for each, in the order to compare)")
             if group_seeds:

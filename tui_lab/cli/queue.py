@@ -17,7 +17,7 @@ def add_cmd(
     names: list[str] = typer.Argument(..., help="Experiments to append to the queue."),
     config: Optional[Path] = ConfigOption,
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir"),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="section.key=value for these entries."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="section.key=value for these entries."),
     device: str = typer.Option("auto", "--device"),
     start: bool = typer.Option(True, "--start/--no-start", help="Start the runner if none is running."),
 ) -> None:

@@ -1,9 +1,13 @@
-"""`tui-lab train`: one run in the foreground with a Rich progress bar."""
+"""`tui-lab train`: one run in the foreground with a progress bar (parse, show, delegate).
+
+Exit codes: 0 finished (or stopped by SIGTERM), 130 stopped by Ctrl-C (SIGINT), 1 diverged or
+failed after starting, 2 bad usage or an experiment that cannot be trained as given.
+"""
 
 from __future__ import annotations
 
-import math
 import os
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,85 +19,31 @@ from .common import ConfigOption, console, err_console, fail, load_config, runs_
 def train_cmd(
     name: str = typer.Argument(..., help="Experiment name from the experiments file."),
     config: Optional[Path] = ConfigOption,
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override one key: section.key=value (repeatable)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run folders go (default: settings.runs_dir)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its last checkpoint."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the new run folder (default: timestamp)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                                  help="Override one key: section.key=value (repeatable)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", metavar="DIR",
+                                            help="Where run folders go (default: settings.runs_dir)."),
+    device: str = typer.Option("auto", "--device", metavar="NAME",
+                               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR",
+                                          help="Continue this run folder from its last checkpoint."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", metavar="ID",
+                                         help="Name of the new run folder (default: timestamp)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; one line per evaluation."),
-    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1,
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", min=1, metavar="N",
                                        help="Processes (GPUs) for DistributedDataParallel through torchrun."),
     attach: Optional[Path] = typer.Option(None, "--attach", hidden=True,
                                           help="(torchrun workers) train into this prepared run folder."),
     sweep_record: Optional[str] = typer.Option(None, "--sweep-record", hidden=True,
                                                help="(the queue) this run's sweep record, JSON, kept in config.json."),
 ) -> None:
-    """Train an experiment in the foreground; prints the run folder. Ctrl-C stops gracefully."""
-    from ..config import ConfigError
-    from ..errors import TuiLabError
-
-    cfg = load_config(config)
+    """Train an experiment in the foreground; prints the run folder. Ctrl-C stops gracefully (exit 130)."""
     try:
-        exp = cfg.get(name, list(overrides or []))
-    except ConfigError as exc:
-        fail(str(exc))
-    from ..runs.store import RunDir
-    from ..device import resolve_device
-    from ..train.trainer import Trainer, experiment_of_run, start_run
-
-    try:
-        dev = resolve_device(device)
-        if attach is not None:
-            run = RunDir(attach)
-            exp = experiment_of_run(run)
-        elif resume is not None:
-            run = RunDir(resume)
-            if not run.exists():
-                fail(f"--resume {resume}: not a run folder (no run.json / config.json)")
-            if not run.can_resume():
-                fail(f"--resume {resume}: no checkpoint to resume from yet (checkpoints/last.state.pt)")
-            if run.experiment != name:
-                fail(f"--resume {resume}: that run is of experiment '{run.experiment}', not '{name}'")
-            if overrides:
-                fail("--resume continues a run with its saved config: --set is not allowed with it")
-            exp = experiment_of_run(run)
-            _check_batch(exp, nproc_per_node)
-        else:
-            _check_batch(exp, nproc_per_node)  # before the run folder exists
-            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id, sweep=_sweep_record(sweep_record))
-    except FileExistsError:
-        fail(f"--run-id {run_id}: a run folder of that name exists already")
-    except TuiLabError as exc:
-        fail(str(exc))
-
-    if nproc_per_node > 1:
-        raise typer.Exit(_torchrun(name, run, nproc_per_node, device, resume is not None, config))
-    from ..train.distributed import under_torchrun
-
-    if under_torchrun() and os.environ.get("RANK", "0") != "0":
-        quiet = True
-    else:
-        console.print(f"run folder: [bold]{run.path}[/]")
-    reporter, progress = _make_reporter(quiet)
-    try:
-        trainer = Trainer(exp, run, dev, resume=resume is not None, reporter=reporter,
-                          token_progress=progress.tokenizing if progress else None)
-        if progress:
-            with progress.live:
-                status = trainer.train()
-        else:
-            status = trainer.train()
-    except TuiLabError as exc:
-        fail(str(exc), getattr(exc, "exit_code", 2))
-    if under_torchrun() and os.environ.get("RANK", "0") != "0":
-        return  # rank 0 reports for the job
-    info = run.read_run()
-    best = info.get("best_val_loss")
-    best_txt = f"best val loss {best:.4f} (perplexity {math.exp(best):,.2f})" if best else "no evaluation"
-    console.print(f"{status}: step {info.get('step')}, {best_txt}; {info.get('message') or ''}", markup=False)
-    console.print(str(run.path))
-    if status in ("diverged", "failed"):
-        raise typer.Exit(1)
+        _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, nproc_per_node, attach,
+               sweep_record)
+    except KeyboardInterrupt:  # Ctrl-C before the trainer took over SIGINT (imports, set-up)
+        err_console.print("stopped (Ctrl-C)")
+        raise typer.Exit(130) from None
 
 
 def _sweep_record(text: Optional[str]) -> dict | None:
@@ -111,28 +61,93 @@ def _sweep_record(text: Optional[str]) -> dict | None:
     return record
 
 
-def _check_batch(exp, nproc: int) -> None:
-    """Exit 2 when ``train.global_batch_size`` does not divide across ``nproc`` processes."""
+def _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, nproc_per_node, attach,
+           sweep_record=None) -> None:
+    from ..config import ConfigError
+    from ..errors import TuiLabError
+
+    cfg = load_config(config)
+    try:
+        exp = cfg.get(name, list(overrides or []))
+    except ConfigError as exc:
+        fail(str(exc))
+    from ..device import resolve_device
+    from ..runs.store import RunDir
+    from ..train.resume import open_resumable
+    from ..train.setup import check_batch, check_run_id, experiment_of_run, start_run
+
+    try:
+        if run_id is not None:
+            check_run_id(run_id)
+        dev = resolve_device(device)
+        if attach is not None:
+            run = RunDir(attach)
+            exp = experiment_of_run(run)
+        elif resume is not None:
+            run, exp = open_resumable(resume, name, list(overrides or []))
+            check_batch(exp, nproc_per_node)
+        else:
+            check_batch(exp, nproc_per_node)  # before the run folder exists
+            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id, sweep=_sweep_record(sweep_record))
+    except FileExistsError:
+        fail(f"--run-id {run_id}: a run folder of that name exists already")
+    except TuiLabError as exc:
+        fail(str(exc))
+
+    if nproc_per_node > 1:
+        raise typer.Exit(_torchrun(name, run, nproc_per_node, device, resume is not None, config))
     from ..train.distributed import under_torchrun
 
-    if under_torchrun():
-        return  # a torchrun worker: the trainer checks against the job's WORLD_SIZE
+    worker = under_torchrun() and os.environ.get("RANK", "0") != "0"
+    from ..train.runlog import RunLog
+
+    log = RunLog(run) if not worker else None
+    if not worker:
+        console.print(f"run folder: [bold]{run.path}[/]")
+        if log:
+            log.write(f"run folder: {run.path} (tui-lab train {name}{' --resume' if resume else ''})")
+    reporter, bar = _make_reporter(quiet or worker, exp, run, log)
+    from ..train.loop import Trainer
+
+    trainer = Trainer(exp, run, dev, resume=resume is not None, reporter=reporter,
+                      token_progress=bar.tokenizing if bar else None)
     try:
-        exp.train.per_process_batch(nproc)
-    except ValueError as exc:
-        fail(f"experiment '{exp.name}': {exc} (--nproc-per-node {nproc})")
+        if bar:
+            with bar.live:
+                status = trainer.train()
+        else:
+            status = trainer.train()
+    except TuiLabError as exc:
+        if log:
+            log.write(f"error: {exc}")
+            log.close()
+        fail(str(exc), getattr(exc, "exit_code", 2))
+    if worker:
+        return  # rank 0 reports for the job
+    from ..runs.metrics import perplexity
+
+    info = run.read_run()
+    best = info.get("best_val_loss")
+    best_txt = f"best val loss {best:.4f} (perplexity {perplexity(best):,.2f})" if best else "no evaluation"
+    final = f"{status}: step {info.get('step')}, {best_txt}; {info.get('message') or ''}"
+    console.print(final, markup=False)
+    console.print(str(run.path))
+    if log:
+        log.write(final)
+        log.close()
+    if status in ("diverged", "failed"):
+        raise typer.Exit(1)
+    if status == "stopped" and trainer.stop_signal == signal.SIGINT:
+        raise typer.Exit(130)
 
 
 def _torchrun(name: str, run, nproc: int, device: str, resume: bool, config: Optional[Path]) -> int:
     """Start ``nproc`` DDP workers with torchrun on this node, training into ``run``."""
     import subprocess
-    import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "tui_lab", "train", name, "--device", device, "--quiet"]
-    cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
-    if config is not None:
-        cmd += ["--config", str(config)]
+    from ..runs.launcher import torchrun_command
+
+    cmd = torchrun_command(name, run, nproc_per_node=nproc, device=device, resume=resume, config=config)
     console.print(f"run folder: [bold]{run.path}[/] ({nproc} processes, torchrun)")
     try:
         return subprocess.call(cmd)
@@ -140,54 +155,30 @@ def _torchrun(name: str, run, nproc: int, device: str, resume: bool, config: Opt
         return 130
 
 
-class _RichReporter:
-    """A Rich progress bar fed by the trainer's metrics events."""
+def _make_reporter(quiet: bool, exp, run, log):
+    """``(reporter, bar)``: quiet prints one line per evaluation / sample to stdout; otherwise a
+    progress bar on stderr. Both copy those lines into ``train.log`` (``log``)."""
+    from ..train.runlog import event_line
 
-    def __init__(self) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+    def to_log(e: dict[str, Any]) -> None:
+        line = event_line(e)
+        if line and log:
+            log.write(line)
 
-        self.live = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                             TimeRemainingColumn(), console=err_console, transient=False)
-        self.task = None
-        self.tok_task = None
-        self.last_val = ""
-
-    def tokenizing(self, done: int, total: int | None) -> None:
-        if self.tok_task is None:
-            self.tok_task = self.live.add_task("tokenizing", total=total, info="bytes")
-        self.live.update(self.tok_task, completed=done, total=total)
-
-    def __call__(self, e: dict[str, Any]) -> None:
-        ev = e["event"]
-        if ev in ("start", "resume") and self.task is None:
-            total = e.get("total_steps")
-            if total is None:
-                total = None
-            self.task = self.live.add_task("train", total=total, completed=e.get("step", 0), info="")
-        if self.task is None:
-            return
-        if ev == "train":
-            loss = e.get("train_loss")
-            info = f"loss {loss:.4f}  {e.get('tokens_per_s', 0):,.0f} tok/s" if loss is not None else "loss nan"
-            self.live.update(self.task, completed=e["step"], info=f"{info}  {self.last_val}")
-        elif ev == "eval":
-            self.last_val = f"val ppl {e['val_ppl']:,.2f}"
-            self.live.console.print(f"step {e['step']:>6}  epoch {e['epoch']:>3}  val loss {e['val_loss']:.4f}  "
-                                    f"val ppl {e['val_ppl']:,.2f}  acc {e['val_acc']:.3f}"
-                                    + ("  [green]best[/]" if e.get("is_best") else ""))
-        elif ev == "sample":
-            from rich.text import Text
-
-            self.live.console.print(Text.assemble("  ", (e["prompt"], "dim"), repr(e["text"])), highlight=False)
-
-
-def _make_reporter(quiet: bool):
     if quiet:
         def report(e: dict[str, Any]) -> None:
-            if e["event"] == "eval":
-                print(f"step {e['step']} val_loss {e['val_loss']:.4f} val_ppl {e['val_ppl']:.2f}", flush=True)
+            line = event_line(e)
+            if line:
+                print(line, flush=True)
+            if line and log:
+                log.write(line)
         return report, None
-    r = _RichReporter()
-    return r, r
+    from ..train.schedule import evaluations_after
+    from .train_bar import TrainBar
+
+    bar = TrainBar(err_console, exp.train.eval_every, evaluations_after, run)
+
+    def report_bar(e: dict[str, Any]) -> None:
+        bar(e)
+        to_log(e)
+    return report_bar, bar

@@ -21,6 +21,15 @@ class _Strict(BaseModel):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def Count(high: int, low: int = 1):  # noqa: N802 (a type alias factory)
+    """An integer key bounded to ``[low, high]``: sane upper bounds keep absurd values
+    (``batch_size = 10**15``) out of ``check`` instead of failing deep inside training."""
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+BIG = 10**12  # token counts and step counts
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -41,8 +50,8 @@ class ModelConfig(_Strict):
     num_layers: Annotated[int, Field(gt=0, le=512)]
     dropout: Probability = 0.0
     # deepseek only (multi-head latent attention, RoPE)
-    q_lora_rank: Annotated[int, Field(gt=0)] | None = None
-    kv_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    q_lora_rank: Count(65_536) | None = None
+    kv_lora_rank: Count(65_536) | None = None
     rope_theta: Annotated[float, Field(gt=0)] = 10_000.0
     # embedding / output rows rounded up to a multiple of this (64 aligns GPT-2's 50,257 to
     # 50,304 for GPU matmuls); the loss and the reported parameter count stay those of vocab_size
@@ -89,8 +98,8 @@ class DataConfig(_Strict):
     # empty rows dropped, each row encoded on its own and the ids concatenated with nothing
     # between (no newline tokens) -- 242,643 GPT-2 tokens on wikitext-2-raw-v1 validation
     join: Literal["file", "strip-lines"] = "file"
-    max_train_tokens: Annotated[int, Field(gt=0)] | None = None
-    max_val_tokens: Annotated[int, Field(gt=0)] | None = None
+    max_train_tokens: Count(BIG) | None = None
+    max_val_tokens: Count(BIG) | None = None
 
     @model_validator(mode="after")
     def _source(self) -> "DataConfig":
@@ -116,32 +125,32 @@ class TrainConfig(_Strict):
     so the tokens per step do not depend on the process count); see :meth:`per_process_batch`.
     """
 
-    batch_size: PositiveInt | None = None
-    global_batch_size: Annotated[int, Field(gt=0, le=1_048_576)] | None = None
-    seq_len: PositiveInt | None = None  # defaults to model.max_seq_len
-    grad_accum_steps: PositiveInt = 1
-    epochs: PositiveInt | None = None
-    max_steps: PositiveInt | None = None
+    batch_size: Count(1_048_576) | None = None
+    global_batch_size: Count(1_048_576) | None = None
+    seq_len: Count(131_072) | None = None  # defaults to model.max_seq_len
+    grad_accum_steps: Count(1_048_576) = 1
+    epochs: Count(1_000_000) | None = None
+    max_steps: Count(BIG) | None = None
     optimizer: Literal["adamw"] = "adamw"
     lr: Annotated[float, Field(gt=0, le=10.0)]
     betas: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)] = [0.9, 0.95]
     weight_decay: Annotated[float, Field(ge=0, le=10.0)] = 0.1
     grad_clip: Annotated[float, Field(ge=0)] = 1.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_steps: Count(BIG, 0) = 0
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
-    eval_every: Annotated[int, Field(ge=0)] = 0  # N: every N steps and at the last step only; 0: at epoch ends
-    eval_max_tokens: Annotated[int, Field(gt=0)] | None = None  # None: the whole split
-    log_every: PositiveInt = 10
-    patience: Annotated[int, Field(ge=0)] = 0  # evaluations without improvement; 0 = off
-    seed: Annotated[int, Field(ge=0)] = 1337
+    eval_every: Count(BIG, 0) = 0  # N: every N steps and at the last step only; 0: at epoch ends
+    eval_max_tokens: Count(BIG) | None = None  # None: the whole split
+    log_every: Count(BIG) = 10
+    patience: Count(1_000_000, 0) = 0  # evaluations without improvement; 0 = off
+    seed: Count(2**32 - 1, 0) = 1337
     compile: bool = False
     # the output projection + cross-entropy in row chunks (tui_lab.models.loss): same loss,
     # no [batch, seq_len, vocab] float32 logits; false = logits, then F.cross_entropy
     fused_cross_entropy: bool = True
-    sample_every: Annotated[int, Field(ge=0)] = 0  # evaluations between generation samples; 0 = off
+    sample_every: Count(1_000_000, 0) = 0  # evaluations between generation samples; 0 = off
     sample_prompts: list[str] = []
-    sample_max_new_tokens: PositiveInt = 40
+    sample_max_new_tokens: Count(100_000) = 40
     # "bf16": bf16 autocast on CUDA (CPU and MPS compute in fp32) and TF32 matmuls; "fp32": no
     # autocast and no TF32 (PyTorch's defaults: what the seed scripts ran)
     precision: Literal["bf16", "fp32"] = "bf16"

@@ -135,7 +135,8 @@ def _gpt2_from_files(folder: Path) -> TiktokenTokenizer:
 
 
 def load_tokenizer(name: str, path: str | os.PathLike | None = None) -> Tokenizer:
-    """The tokenizer ``name``: ``gpt2`` or ``byte``.
+    """The tokenizer ``name``: ``gpt2``, ``byte`` or ``hf`` (a Hugging Face ``tokenizer.json``
+    at ``path``, for foreign checkpoints; see :mod:`.hf_tokenizer`).
 
     ``gpt2`` is the exact GPT-2 BPE (50,257 ids, ``eot_token`` 50256). With ``path``: a
     folder holding OpenAI's ``vocab.bpe`` + ``encoder.json`` (checked against their
@@ -150,8 +151,14 @@ def load_tokenizer(name: str, path: str | os.PathLike | None = None) -> Tokenize
     """
     if name == "byte":
         return ByteTokenizer()
+    if name == "hf":  # a Hugging Face tokenizer.json (foreign checkpoints: exp7, Hub GPT-2 folders)
+        from .hf_tokenizer import load_hf_tokenizer
+
+        if not path:
+            raise DataError("tokenizer hf: needs the path of a tokenizer.json (or a folder holding one)")
+        return load_hf_tokenizer(path)
     if name != "gpt2":
-        raise DataError(f"unknown tokenizer {name!r} (known: gpt2, byte)")
+        raise DataError(f"unknown tokenizer {name!r} (known: gpt2, byte, hf)")
     if path:
         return _gpt2_from_files(Path(path).expanduser())
     import tiktoken

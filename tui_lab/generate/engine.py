@@ -92,20 +92,30 @@ StopRule = Callable[[list[int]], "str | None"]
 
 
 def resolve_checkpoint(path: Path | str) -> Path:
-    """A checkpoint file; a run folder's best checkpoint (then its last); or, for an
-    experiment folder (``runs/<experiment>``), the checkpoint of its latest run that has one.
+    """A checkpoint file; a Hugging Face GPT-2 folder; a run folder's best checkpoint (then
+    its last); for an experiment folder (``runs/<experiment>``), the checkpoint of its latest
+    run that has one; or ``hf:NAME`` → that Hub model's folder in huggingface_hub's cache
+    (downloaded when missing and online).
 
     Raises:
         GenerationError: nothing usable there.
+        CheckpointError: ``hf:NAME`` neither cached nor downloadable (names the cache folder).
     """
     from ..runs.store import RunDir
 
+    if str(path).startswith("hf:"):
+        from ..models.foreign.hf_gpt2 import hub_folder
+
+        return hub_folder(str(path))
     path = Path(path).expanduser()
     if path.is_dir():
+        if (path / "config.json").is_file() and not RunDir(path).run_path.is_file() and not RunDir(path).checkpoint_dir.is_dir():
+            return path  # a Hugging Face folder (checked, with a clear error, when loaded)
         ckpt = RunDir(path).chat_checkpoint() or _latest_run_checkpoint(path)
         if ckpt is None:
             raise GenerationError(f"{path}: no checkpoint in this folder yet (checkpoints/best.safetensors); "
-                                  "give a run folder, an experiment folder or a checkpoint file")
+                                  "give a run folder, an experiment folder, a Hugging Face GPT-2 folder "
+                                  "or a checkpoint file")
         return ckpt
     if not path.exists():
         raise GenerationError(f"{path}: no such checkpoint file or run folder")
@@ -124,6 +134,42 @@ def _latest_run_checkpoint(folder: Path) -> Path | None:
             started = (read_json(RunDir(sub).run_path) or {}).get("started_at")
             found.append((started if isinstance(started, (int, float)) else 0, sub.name, ckpt))
     return max(found)[2] if found else None
+
+
+def choose_tokenizer(meta: dict[str, Any], ckpt: Path, tokenizer_path: str | None) -> tuple[str, str | None]:
+    """``(tokenizer name, path)`` for a checkpoint's metadata: ``tokenizer_path`` when given
+    (a ``tokenizer.json`` or a folder holding one → ``hf``; else a GPT-2 BPE folder), else
+    what the checkpoint records (``data``), else for exp7 its Hub tokenizer from the cache.
+
+    Raises:
+        GenerationError: an exp7 checkpoint whose tokenizer cannot be had (names it).
+    """
+    from ..data.hf_tokenizer import hub_tokenizer_json, tokenizer_json
+
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    if tokenizer_path:
+        if tokenizer_json(tokenizer_path) is not None and not (Path(tokenizer_path) / "vocab.bpe").is_file():
+            return "hf", tokenizer_path
+        return ("gpt2" if data.get("tokenizer") == "hf" else str(data.get("tokenizer") or "gpt2")), tokenizer_path
+    hint = meta.get("tokenizer_hint")
+    if hint and not data:
+        found = hub_tokenizer_json(str(hint))
+        if found is None:
+            raise GenerationError(
+                f"{ckpt}: this {meta.get('source_format', '')} checkpoint was trained with the {hint} tokenizer "
+                f"({meta['model_config'].get('vocab_size', 0):,} tokens), which is not in the Hugging Face cache "
+                "here and could not be downloaded: give --tokenizer-path with its tokenizer.json (or the folder "
+                "holding it)")
+        return "hf", str(found)
+    name = str(data.get("tokenizer") or "gpt2")
+    tok_path = data.get("tokenizer_path")
+    if tok_path and not Path(tok_path).expanduser().exists():
+        # a relative path was relative to the run's experiments file: look from the run folder up
+        for base in ckpt.parents:
+            if (base / tok_path).exists():
+                tok_path = str(base / tok_path)
+                break
+    return name, tok_path
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:
@@ -168,9 +214,13 @@ class Generator:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", tokenizer_path: str | None = None,
-                        **kwargs: Any) -> "Generator":
-        """Load a checkpoint file or run folder; the tokenizer comes from the checkpoint's
-        ``data`` metadata (``tokenizer``, ``tokenizer_path``) unless ``tokenizer_path`` is given.
+                        num_heads: int | None = None, **kwargs: Any) -> "Generator":
+        """Load a checkpoint file, run folder, Hugging Face GPT-2 folder or ``hf:NAME``
+        (foreign formats are converted: :mod:`tui_lab.models.foreign`; ``num_heads`` for a
+        seed checkpoint); the tokenizer comes from :func:`choose_tokenizer`.
+
+        ``metadata["checkpoint"]`` is the resolved path; for a converted checkpoint
+        ``metadata["summary"]`` is one line on its format and the epoch / val perplexity it carries.
 
         Raises:
             GenerationError, CheckpointError, DataError, DeviceError (unknown device):
@@ -179,24 +229,19 @@ class Generator:
         from ..data import load_tokenizer
         from ..device import resolve_device
         from ..models.checkpoint import load_model
+        from ..models.foreign import summary
 
         dev = resolve_device(device)
         ckpt = resolve_checkpoint(path)
-        model, meta = load_model(ckpt, dev)
-        data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
-        name = str(data.get("tokenizer") or "gpt2")
-        tok_path = tokenizer_path or data.get("tokenizer_path")
-        if tok_path and not tokenizer_path and not Path(tok_path).expanduser().exists():
-            # a relative path was relative to the run's experiments file: look from the run folder up
-            for base in ckpt.parents:
-                if (base / tok_path).is_dir():
-                    tok_path = str(base / tok_path)
-                    break
+        model, meta = load_model(ckpt, dev, num_heads=num_heads)
+        name, tok_path = choose_tokenizer(meta, ckpt, tokenizer_path)
         tokenizer = load_tokenizer(name, tok_path)
         if tokenizer.vocab_size > model.config.vocab_size:
-            raise GenerationError(f"{ckpt}: tokenizer '{name}' has {tokenizer.vocab_size} tokens, "
+            raise GenerationError(f"{ckpt}: tokenizer '{tokenizer.name}' has {tokenizer.vocab_size} tokens, "
                                   f"more than the model's vocab_size {model.config.vocab_size}")
         meta["checkpoint"] = str(ckpt)
+        if summary(meta):
+            meta["summary"] = summary(meta)
         return cls(model, tokenizer, dev, metadata=meta, **kwargs)
 
     # ------------------------------------------------------------------ decoding

@@ -115,19 +115,27 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return obj["model"], meta
 
 
-def load_model(path: Path | str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(path: Path | str, device: torch.device | str = "cpu", *, num_heads: int | None = None,
+               experiments_file: Path | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint's stored config and load its weights (eval mode).
+
+    Besides tui-lab's own files this reads the seed scripts' and exp7's ``.pt`` files and
+    Hugging Face GPT-2 folders, converted on the way (:mod:`.foreign`; ``num_heads`` and
+    ``experiments_file`` help a seed checkpoint, whose weights do not give its heads).
 
     Returns:
         ``(model, metadata)``; metadata holds ``model_config`` and whatever the trainer
-        stored (``experiment``, ``data``, ``step``, ``val_loss``...).
+        stored (``experiment``, ``data``, ``step``, ``val_loss``...), or for a converted
+        checkpoint what the file carries (see :func:`.foreign.read_any_checkpoint`).
     Raises:
         CheckpointError: unreadable file, config that builds no model, weights of another
             architecture or shape, or non-finite weights.
     """
     from . import build_model
 
-    state, meta = read_checkpoint(path)
+    from .foreign import read_any_checkpoint
+
+    state, meta = read_any_checkpoint(path, num_heads=num_heads, experiments_file=experiments_file)
     try:
         model = build_model(meta["model_config"])
     except (ValueError, TypeError) as exc:

@@ -17,14 +17,14 @@ dropped). No torch here: the app imports this at start-up.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runs.metrics import perplexity
-from ..runs.store import RunDir, list_runs, load_history
+from ..runs.find import all_runs, first_start, order_runs, resolve_run  # noqa: F401  (re-exported: results.tables was their home)
+from ..runs.metrics import perplexity, tokens_per_second
+from ..runs.store import RunDir, is_live, load_history
 
 KINDS = ("str", "int", "float", "hash")
 """Column kinds: ``int`` and ``float`` are numbers (right-aligned, thousands separators in
@@ -144,66 +144,6 @@ def _num(v: Any) -> float | None:
     return v
 
 
-def resolve_run(spec: str, runs_dir: Path | str) -> RunDir:
-    """A run from a folder path, ``experiment/run_id`` or a bare run id under ``runs_dir``.
-
-    A path to an existing run folder wins; then ``runs_dir/spec``; then a run id that is
-    unique across the experiments under ``runs_dir``.
-
-    Raises:
-        LookupError: no such run, or a bare run id found under several experiments (the
-            message names what was looked for and where).
-    """
-    spec = str(spec)
-    if not spec.strip():
-        raise LookupError("an empty run name: give a run folder, experiment/run_id or a run id")
-    path = RunDir(Path(spec))
-    if path.path.is_dir() and path.exists():
-        return path
-    root = Path(runs_dir)
-    nested = RunDir(root / spec)
-    if nested.path.is_dir() and nested.exists():
-        return nested
-    matches: list[RunDir] = []
-    if "/" not in spec and root.is_dir():
-        for parent in sorted(p for p in root.iterdir() if p.is_dir()):
-            candidate = RunDir(parent / spec)
-            if candidate.path.is_dir() and candidate.exists():
-                matches.append(candidate)
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        names = ", ".join(f"{m.experiment}/{m.run_id}" for m in matches)
-        raise LookupError(f"run {spec!r} is ambiguous under {root} ({names}): give experiment/run_id")
-    if path.path.is_dir():
-        raise LookupError(f"run {spec!r}: {spec} is a folder but not a run folder (no run.json or config.json)")
-    raise LookupError(f"run {spec!r}: no run folder with that path, and no run with that id under {root}")
-
-
-def first_start(run: RunDir, info: dict[str, Any] | None = None) -> float | None:
-    """When ``run`` first started (Unix s): its ``start`` event, the first line of
-    ``metrics.jsonl``; else ``run.json``'s ``started_at`` (kept across resumes)."""
-    try:
-        with open(run.metrics_path, "rb") as fh:
-            first = json.loads(fh.readline() or b"null")
-        if isinstance(first, dict) and first.get("event") == "start" and _num(first.get("time")) is not None:
-            return first["time"]
-    except (OSError, ValueError):
-        pass
-    return _num((run.read_run() if info is None else info).get("started_at"))
-
-
-def order_runs(runs: list[RunDir]) -> list[RunDir]:
-    """``runs`` by first start time (:func:`first_start`; unknown first), then run id."""
-    return sorted(runs, key=lambda r: (first_start(r) or 0.0, r.run_id, r.experiment))
-
-
-def all_runs(runs_dir: Path | str) -> list[RunDir]:
-    """Every run folder under ``runs_dir`` (see :func:`~tui_lab.runs.store.list_runs`), in
-    :func:`order_runs` order."""
-    return order_runs([s.run for s in list_runs(runs_dir)])
-
-
 def _dataset(config: dict[str, Any]) -> str | None:
     data = config.get("data") or {}
     if not isinstance(data, dict):
@@ -231,7 +171,9 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
 
     Sources: the model shape and batch size from ``config.json``; counts, device, status
     and commit from ``run.json``; losses, perplexities, throughput and the best evaluation
-    from the run's history (resumes collapsed). Steps, tokens seen and wall time take the
+    from the run's history (resumes collapsed). ``tokens_per_s`` is
+    :func:`~tui_lab.runs.metrics.tokens_per_second`: tokens seen ÷ the training clock
+    (``elapsed_s``), the same figure the app and ``tui-lab train`` show. Steps, tokens seen and wall time take the
     later of ``run.json`` and the history, so a run still going shows its latest event.
 
     ``cost_usd`` = wall hours × ``price_per_gpu_hour`` × GPUs (``world_size``), for runs on
@@ -257,7 +199,11 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
     train_tokens = _num(info.get("train_tokens"))
     steps_per_epoch = _num(info.get("steps_per_epoch"))
     epochs = steps / steps_per_epoch if steps is not None and steps_per_epoch else _num(info.get("epoch"))
-    tps = [e["tokens_per_s"] for e in trains if (_num(e.get("tokens_per_s")) or 0) > 0]
+    if not is_live(info.get("status")) and _num(info.get("elapsed_s")) and _num(info.get("tokens_seen")) is not None:
+        # an ended run: run.json's own figures (events round elapsed_s to the millisecond)
+        tps = tokens_per_second(info["tokens_seen"], info["elapsed_s"])
+    else:
+        tps = tokens_per_second(tokens_seen, _max(info.get("elapsed_s"), *(e.get("elapsed_s") for e in events)))
     device = str(info.get("device") or "")
     cost = None
     price = _num(price_per_gpu_hour) or 0.0
@@ -283,13 +229,13 @@ def run_record(run: RunDir, price_per_gpu_hour: float = 0.0) -> dict[str, Any]:
         "wall_time_s": wall,
         "best_epoch": _num(at_best("epoch", "best_epoch")),
         "best_step": _num(at_best("step", "best_step")),
-        "final_train_loss": trains[-1]["train_loss"] if trains else None,
+        "final_train_loss": trains[-1]["train_loss"] if trains else _num(info.get("final_train_loss")),  # imported
         "best_val_loss": _num(best_val_loss),
         "best_val_ppl": _num(best_ppl),
         "best_val_word_ppl": _num(at_best("val_word_ppl")),
         "chinchilla_ratio": tokens_seen / params if tokens_seen is not None and params else None,
         "chinchilla_ratio_epoch": train_tokens / params if train_tokens is not None and params else None,
-        "tokens_per_s": sum(tps) / len(tps) if tps else None,
+        "tokens_per_s": tps,
         "device": info.get("device_name") or info.get("device"),
         "status": info.get("status"),
         "cost_usd": cost,

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import LOG_FILE, RunDir, new_run_id, pid_alive
+from .store import LOG_FILE, RunDir, Status, create_run, process_alive
 
 
 def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str | None = None,
@@ -39,6 +39,19 @@ def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str 
     return cmd
 
 
+def torchrun_command(experiment: str, run: RunDir, *, nproc_per_node: int, device: str = "auto",
+                     resume: bool = False, config: Path | None = None) -> list[str]:
+    """The argv that starts ``nproc_per_node`` DDP workers with torchrun on this node, each a
+    ``tui-lab train`` that trains into the prepared folder ``run`` (``--attach``) or resumes it.
+    The one place this command line is spelled (``tui-lab train --nproc-per-node N`` runs it)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
+           "-m", "tui_lab", "train", experiment, "--device", device, "--quiet"]
+    cmd += ["--resume", str(run.path)] if resume else ["--attach", str(run.path)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return cmd
+
+
 def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides: list[str] | None = None,
                     device: str = "auto", resume: RunDir | None = None, nproc_per_node: int = 1,
                     cwd: Path | None = None, sweep: dict | None = None) -> tuple[RunDir, subprocess.Popen]:
@@ -50,8 +63,7 @@ def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides:
     if resume is not None:
         run = resume
     else:
-        run = RunDir(Path(runs_dir) / experiment / new_run_id())
-        run.path.mkdir(parents=True)
+        run = create_run(runs_dir, experiment)
     log = open(run.path / LOG_FILE, "ab")
     cmd = train_command(experiment, config=Path(config).resolve(), runs_dir=Path(runs_dir).resolve(),
                         run_id=None if resume else run.run_id, overrides=overrides, device=device,
@@ -71,7 +83,7 @@ def stop_run(run: RunDir, sig: int = signal.SIGTERM) -> bool:
     """
     info = run.read_run()
     pid = info.get("pid")
-    if info.get("status") != "running" or not pid_alive(pid, info.get("proc_start")):
+    if info.get("status") != Status.RUNNING or not process_alive(info):
         return False
     try:
         os.kill(pid, sig)

@@ -2,7 +2,7 @@
 
 Files in the runs folder:
 
-- ``queue.json``: ``{"entries": [...]}``, the waiting entries, first to run first; each
+- ``queue.json``: ``{"format": 1, "entries": [...]}``, the waiting entries, first to run first; each
   ``{id, experiment, config, overrides, device, added_at}``, and ``sweep`` (the run's sweep
   record ``{id, overrides, set}``, saved in its ``config.json``) for an entry of a sweep. Every change is a
   read-modify-write under an exclusive ``flock`` on ``queue.lock`` and lands with an atomic
@@ -40,13 +40,19 @@ from typing import Any, Iterator
 
 from .launcher import launch_detached
 from ..atomic import atomic_write_json
-from .store import RunDir, _proc_start_ticks, list_runs, pid_alive, read_json
+from .find import list_runs
+from .process import create_time
+from .store import RUN_FORMAT, RunDir, process_alive, read_json
 
 QUEUE_FILE = "queue.json"
 LOCK_FILE = "queue.lock"
 RUNNER_LOCK = "queue.runner.lock"
 RUNNER_FILE = "queue.runner.json"
 LOG_FILE = "queue.log"
+QUEUE_FORMAT = 1
+"""The version of ``queue.json`` this code writes; a file without ``format`` is version 1.
+``queue.runner.json`` carries ``run.json``'s format (:data:`~tui_lab.runs.store.RUN_FORMAT`):
+its ``proc_start`` is read in that format's unit."""
 
 
 @contextmanager
@@ -63,13 +69,13 @@ def _flock(path: Path) -> Iterator[None]:
 
 def read_queue(runs_dir: Path) -> list[dict[str, Any]]:
     """The waiting entries, first to run first."""
-    data = read_json(Path(runs_dir) / QUEUE_FILE) or {}
+    data = read_json(Path(runs_dir) / QUEUE_FILE) or {}  # every format so far: {"entries": [...]}
     entries = data.get("entries")
     return [e for e in entries if isinstance(e, dict) and e.get("experiment")] if isinstance(entries, list) else []
 
 
 def _write(runs_dir: Path, entries: list[dict[str, Any]]) -> None:
-    atomic_write_json(Path(runs_dir) / QUEUE_FILE, {"entries": entries})
+    atomic_write_json(Path(runs_dir) / QUEUE_FILE, {"format": QUEUE_FORMAT, "entries": entries})
 
 
 def add(runs_dir: Path, experiment: str, config: Path, overrides: list[str] | None = None,
@@ -125,7 +131,7 @@ def runner_info(runs_dir: Path) -> dict[str, Any] | None:
     or None when no runner is alive. Read from the runner's pid
     file (checked against the process table), never by touching its lock."""
     info = read_json(Path(runs_dir) / RUNNER_FILE)
-    if not info or not pid_alive(info.get("pid"), info.get("proc_start")):
+    if not info or not process_alive(info):
         return None
     return info
 
@@ -152,7 +158,7 @@ def active_runs(runs_dir: Path) -> list[RunDir]:
     """Runs in ``runs_dir`` training on this machine now (their process is alive)."""
     host = socket.gethostname()
     return [s.run for s in list_runs(runs_dir)
-            if s.status in ("running", "starting") and s.info.get("host", host) == host]
+            if s.is_live and s.info.get("host", host) == host]
 
 
 def _wait_until_idle(runs_dir: Path, poll_s: float, on_wait) -> None:
@@ -206,7 +212,7 @@ def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
 
     n = 0
     try:
-        me = {"pid": os.getpid(), "proc_start": _proc_start_ticks(os.getpid()), "started_at": time.time(),
+        me = {"format": RUN_FORMAT, "pid": os.getpid(), "proc_start": create_time(), "started_at": time.time(),
               "current": None, "waiting_for": None}
         atomic_write_json(runner_file, me)
         waited: list[str] = []

@@ -5,28 +5,40 @@ Layout of ``runs/<experiment>/<run-id>/``::
     config.json      the resolved experiment (after --set overrides)
     run.json         status, pid, host, device, times, parameter / token counts, git commit
     metrics.jsonl    append-only, one JSON object per event (train / eval / sample / end ...)
-    train.log        stdout + stderr of a detached training process
+    train.log        stdout + stderr of the training process
     checkpoints/     best.safetensors, last.safetensors (+ last.state.pt for resume)
 
 ``metrics.jsonl`` events (every object has ``event`` and ``time``, Unix seconds):
 
-- ``start``: step 0, total_steps, num_params, device, train_tokens, val_tokens
+- ``start``: format (:data:`METRICS_FORMAT`), step 0, total_steps, num_params, device,
+  train_tokens, val_tokens
 - ``resume``: step, epoch, tokens_seen — events with a larger step written before it
   belong to the interrupted attempt and are superseded (see :func:`collapse_resumes`)
 - ``train``: step, epoch, train_loss (mean over the steps since the last one, nats),
   lr, tokens_seen, tokens_per_s, elapsed_s, mem_mb
+- ``eval_start``: step, tokens_total (validation tokens this evaluation will read), elapsed_s
+- ``eval_progress``: step, tokens_done, tokens_total (at most every ~2 s)
 - ``eval``: step, epoch, val_loss (nats/token), val_ppl, val_acc, val_tokens,
   val_word_ppl (WikiText word-level perplexity, or null), is_best, best_val_loss,
-  tokens_seen, elapsed_s
+  tokens_seen, elapsed_s, eval_s (seconds the evaluation took)
 - ``epoch_end``: step, epoch (the epoch now starting)
 - ``sample``: step, prompt, text
 - ``end``: status, step, message, best_val_loss
 
-``run.json`` keys: experiment, run_id, status, pid, proc_start, host, device,
-device_name, started_at (the first start) / resumed_at (the latest resume, or null) /
-ended_at (Unix s), attempts, message, num_params, train_tokens, val_tokens, val_words,
-total_steps, steps_per_epoch, tokens_per_step, batch_size, global_batch_size, git_commit, world_size, step, epoch,
-tokens_seen, best_val_loss, best_val_ppl, best_step, best_epoch, elapsed_s, wall_time_s.
+``run.json`` keys: format (:data:`RUN_FORMAT`), experiment, run_id, status, pid,
+proc_start, host, device, device_name, started_at (the first start) / resumed_at (the latest
+resume, or null) / ended_at (Unix s), attempts, message, num_params, train_tokens,
+val_tokens, val_words, total_steps, steps_per_epoch, tokens_per_step, batch_size (per process),
+global_batch_size, git_commit,
+world_size, step, epoch, tokens_seen, best_val_loss, best_val_ppl, best_step, best_epoch,
+elapsed_s, wall_time_s.
+
+Format versions (a file without ``format`` is version 1, and every reader accepts it):
+
+- ``run.json`` 1: ``proc_start`` is the process start in Linux clock ticks since boot;
+  2: ``proc_start`` is the process creation time in Unix seconds (psutil, every OS).
+- ``metrics.jsonl`` 1 and 2 hold the same events (2 adds ``eval_start`` / ``eval_progress``
+  and ``eval_s``, which version-1 readers ignore).
 
 Units and meanings that are easy to misread:
 
@@ -56,14 +68,61 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..atomic import atomic_write_json
+from .process import pid_alive
 
-STATUSES = ("running", "finished", "stopped", "failed", "diverged", "interrupted")
-"""``interrupted`` is never written: it is what a reader reports for a run whose
-``run.json`` says running while its process is gone (killed, machine rebooted)."""
+RUN_FORMAT = 2
+"""The version of ``run.json`` this code writes (see the module docstring)."""
+METRICS_FORMAT = 2
+"""The version of ``metrics.jsonl`` this code writes (in its ``start`` event)."""
+
+
+class Status(StrEnum):
+    """A run's status. ``starting`` is written by the trainer before its first step (and
+    shown for a run the app launched that has no ``run.json`` yet); ``interrupted`` is
+    never written: it is what a reader reports for a run whose ``run.json`` says live while
+    its process is gone (killed, machine rebooted)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    IMPORTED = "imported"  # made by `tui-lab import` from a foreign checkpoint: no training happened here
+
+    @property
+    def is_live(self) -> bool:
+        """A process is (or should be) training this run now."""
+        return self in (Status.STARTING, Status.RUNNING)
+
+    @property
+    def is_resumable(self) -> bool:
+        """``--resume`` may continue it (when it has a checkpoint)."""
+        return self in (Status.STOPPED, Status.INTERRUPTED, Status.FAILED, Status.DIVERGED)
+
+    @classmethod
+    def of(cls, value: Any) -> "Status | None":
+        """The status named ``value`` (a string from ``run.json``), or None when unknown."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+def is_live(status: Any) -> bool:
+    """Whether the status string ``status`` is ``starting`` or ``running``."""
+    s = Status.of(status)
+    return s is not None and s.is_live
+
+
+STATUSES = tuple(s.value for s in Status)
+IMPORTED = Status.IMPORTED
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -73,6 +132,12 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.safetensors"
 LAST_WEIGHTS = "last.safetensors"
 TRAIN_STATE = "last.state.pt"
+
+
+def file_format(obj: dict[str, Any] | None) -> int:
+    """The ``format`` version of a run file's object (1 when absent: files from before it)."""
+    v = (obj or {}).get("format")
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 1
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -132,38 +197,11 @@ def load_history(run: "RunDir") -> list[dict[str, Any]]:
     return collapse_resumes(events)
 
 
-def _proc_start_ticks(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (Linux), to tell a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces: split after its closing parenthesis
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        if fields[0] == "Z":  # zombie: finished, not yet reaped
-            return -1
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def pid_alive(pid: int | None, proc_start: int | None = None) -> bool:
-    """Whether process ``pid`` (started at ``proc_start`` ticks, if known) still runs here."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    ticks = _proc_start_ticks(pid)
-    if ticks == -1:
-        return False
-    if proc_start is not None and ticks is not None and ticks != proc_start:
-        return False
-    return True
+def process_alive(info: dict[str, Any]) -> bool:
+    """Whether the process a run file (``run.json``, the queue runner's file) names by
+    ``pid`` / ``proc_start`` is still alive on this machine; ``proc_start`` is read in the
+    unit of the file's format (clock ticks in version 1, Unix seconds from version 2)."""
+    return pid_alive(info.get("pid"), info.get("proc_start"), ticks=file_format(info) < 2)
 
 
 def new_run_id() -> str:
@@ -171,9 +209,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunDir:
-    """A run folder and its files."""
+    """A run folder and its files (the paths; reading them is on the methods)."""
 
     path: Path
 
@@ -233,15 +271,21 @@ class RunDir:
     def read_run(self) -> dict[str, Any]:
         """``run.json`` with the status corrected for a dead process (``interrupted``)."""
         info = read_json(self.run_path) or {}
-        if info.get("status") in ("running", "starting") and info.get("host") == socket.gethostname():
-            if not pid_alive(info.get("pid"), info.get("proc_start")):
-                info["status"] = "interrupted"
+        if is_live(info.get("status")) and info.get("host") == socket.gethostname():
+            if not process_alive(info):
+                info["status"] = Status.INTERRUPTED.value
         return info
 
+    def summary(self) -> "RunSummary":
+        """This run with its ``run.json`` (see :meth:`read_run`)."""
+        return RunSummary(self, self.read_run())
+
     def update_run(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into ``run.json`` (atomic). Only the run's writer calls this."""
+        """Merge ``fields`` into ``run.json`` (atomic), stamped with :data:`RUN_FORMAT`. Only
+        the run's writer calls this."""
         info = read_json(self.run_path) or {}
         info.update(fields)
+        info["format"] = RUN_FORMAT
         atomic_write_json(self.run_path, info)
         return info
 
@@ -257,15 +301,35 @@ class RunDir:
         return None
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """A run and its ``run.json`` at one moment (status corrected for a dead process): what
+    the lists show. :class:`~tui_lab.runs.follow.RunSnapshot` adds the run's history."""
+
+    run: RunDir
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status") or Status.STARTING.value)
+
+    @property
+    def is_live(self) -> bool:
+        return is_live(self.status)
+
+
 class MetricsWriter:
     """Appends events to ``metrics.jsonl``: one ``os.write`` per line on an O_APPEND fd,
-    so concurrent readers see whole lines (a crash can leave only a partial last line)."""
+    so concurrent readers see whole lines (a crash can leave only a partial last line).
+    The ``start`` event is stamped with :data:`METRICS_FORMAT`."""
 
     def __init__(self, path: Path):
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         obj = {"event": event, "time": round(time.time(), 3), **fields}
+        if event == "start":
+            obj.setdefault("format", METRICS_FORMAT)
         os.write(self._fd, (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
         return obj
 
@@ -279,7 +343,8 @@ class MetricsWriter:
 
 
 def create_run(runs_dir: Path | str, experiment: str, run_id: str | None = None) -> RunDir:
-    """Make a new, empty run folder ``runs_dir/experiment/run_id`` (never reuses one).
+    """Make a new, empty run folder ``runs_dir/experiment/run_id`` (never reuses one). The
+    one place run folders are created (the trainer's, the app's launcher's, the queue's).
 
     Raises:
         FileExistsError: ``run_id`` was given and that folder holds a run already.
@@ -301,54 +366,3 @@ def create_run(runs_dir: Path | str, experiment: str, run_id: str | None = None)
             return RunDir(path)
         except FileExistsError:
             continue
-
-
-@dataclass
-class RunSummary:
-    """What the app's lists show for a run, read from ``run.json`` alone."""
-
-    run: RunDir
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        return self.info.get("status", "unknown")
-
-
-def list_runs(runs_dir: Path | str, experiment: str | None = None) -> list[RunSummary]:
-    """Every run under ``runs_dir`` (of one experiment if given), oldest first."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    parents: Iterable[Path] = [root / experiment] if experiment else sorted(p for p in root.iterdir() if p.is_dir())
-    out = []
-    for parent in parents:
-        if not parent.is_dir():
-            continue
-        for path in sorted(parent.iterdir()):
-            run = RunDir(path)
-            if path.is_dir() and run.exists():
-                out.append(RunSummary(run, run.read_run()))
-    out.sort(key=lambda s: (s.info.get("started_at") or 0, s.run.run_id))
-    return out
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The current git commit of ``cwd`` (or of the tui-lab source), without running git."""
-    start = Path(cwd or Path(__file__).resolve().parent)
-    for folder in [start, *start.parents]:
-        head = folder / ".git" / "HEAD"
-        if head.is_file():
-            ref = head.read_text().strip()
-            if not ref.startswith("ref: "):
-                return ref[:40]
-            ref_path = folder / ".git" / ref[5:]
-            if ref_path.is_file():
-                return ref_path.read_text().strip()[:40]
-            packed = folder / ".git" / "packed-refs"
-            if packed.is_file():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(" " + ref[5:]):
-                        return line.split()[0]
-            return None
-    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,10 +25,17 @@ class EvalResult:
     nll_sum: float
 
 
+def eval_token_count(n_ids: int, max_tokens: int | None = None) -> int:
+    """How many target tokens :func:`evaluate` scores on a stream of ``n_ids`` tokens."""
+    n = n_ids if max_tokens is None else min(n_ids, max_tokens + 1)
+    return max(n - 1, 0)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: int,
              device: torch.device | str, max_tokens: int | None = None,
-             autocast_dtype: torch.dtype | None = None) -> EvalResult:
+             autocast_dtype: torch.dtype | None = None,
+             progress: Callable[[int], None] | None = None) -> EvalResult:
     """Evaluate ``model`` on the token stream ``ids`` (1-D), in non-overlapping windows.
 
     Every target token is counted exactly once (the final partial window too) and the
@@ -37,6 +45,8 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: 
         ids: 1-D token ids of the held-out split; only the first ``max_tokens + 1`` are used
             when ``max_tokens`` is set.
         seq_len: context length T of each window.
+        progress: called after each batch with the target tokens scored so far (of
+            :func:`eval_token_count`); no device synchronisation.
     Raises:
         ValueError: fewer than 2 tokens to evaluate.
     """
@@ -63,6 +73,8 @@ def evaluate(model: torch.nn.Module, ids: np.ndarray, seq_len: int, batch_size: 
         nll_sum += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
         correct += (logits.argmax(-1) == y).sum()
         count += y.numel()
+        if progress is not None:
+            progress(count)
 
     offsets = np.arange(seq_len + 1, dtype=np.int64)
     for i in range(0, len(full), batch_size):

@@ -22,3 +22,17 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     span = max(1, total_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def evaluations_after(step: int, total_steps: int, eval_every: int, steps_per_epoch: int | None = None) -> int:
+    """How many evaluations a run still makes after optimizer step ``step`` (the loop's rule:
+    every ``eval_every`` steps, at each epoch end, and at the last step; estimates the
+    epoch ends as multiples of ``steps_per_epoch``). For the CLI's time estimate."""
+    points = set()
+    if eval_every:
+        points.update(range((step // eval_every + 1) * eval_every, total_steps + 1, eval_every))
+    if steps_per_epoch:
+        points.update(range((step // steps_per_epoch + 1) * steps_per_epoch, total_steps + 1, steps_per_epoch))
+    if total_steps > step:
+        points.add(total_steps)
+    return len(points)

@@ -1,18 +1,19 @@
 """The main screen: experiments and their runs on the left, the selected run live on the right.
 
-Data flow: two thread workers from :mod:`tui_lab.app.watch` read the run store and post
-:class:`~tui_lab.app.watch.StoreScanned` (every run's status, the queue) and
-:class:`~tui_lab.app.watch.RunUpdated` (the selected run's history, as an immutable
-snapshot); the handlers here only hand those to the widgets. Nothing on this screen reads a
-file or waits on a process in the UI thread, except one scan of the ``run.json`` files
-when the screen mounts, so that the first frame already shows every status.
+Data flow: two plain threads from :mod:`tui_lab.app.watch` read the run store and call back;
+the callbacks only post :class:`~tui_lab.app.messages.StoreScanned` (every run's status,
+the queue) and :class:`~tui_lab.app.messages.RunUpdated` (the selected run's history, as an
+immutable snapshot), and the handlers here hand those to the widgets. Nothing on this
+screen reads a file or waits on a process in the UI thread, except one scan of the
+``run.json`` files when the screen mounts, so that the first frame already shows every
+status. The screen's keys (train, stop, resume, queue, chat, results, tabs) are its own
+actions.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +21,29 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
 
-from ...runs.store import RunDir, RunSummary
-from ..watch import RunSnapshot, RunUpdated, RunWatcher, StoreScan, StoreScanned, StoreScanner, scan_store
-from ..widgets.runs import run_label
+from ...runs.follow import RunSnapshot, StoreScan, scan_store
+from ...runs.store import RunDir, RunSummary, Status, is_live
+from .. import counts
+from ..messages import RunUpdated, StoreScanned
+from ..watch import RunWatcher, StoreScanner
 from ..widgets import CurvePlot, ExperimentDetail, ExperimentTable, LogTail, RunsTable, RunStats, SamplesView
-
+from ..widgets.runs import run_label
 
 TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "tab-samples": "Samples",
         "tab-detail": "Config"}
 """The right-hand tabs, on keys 1-5."""
+
+MIN_PLOT_SIZE = (70, 20)
+"""A terminal smaller than this (columns, rows) shows a sentence instead of the plots."""
+
+RESUMING = "resuming"
+"""Shown for a run from the moment ``R`` launched its process until its ``run.json`` says so."""
 
 
 @dataclass
@@ -47,8 +55,8 @@ class Launched:
     launched_at: float
 
     def summary(self) -> RunSummary:
-        status = "starting" if self.proc is None or self.proc.poll() is None else "failed"
-        return RunSummary(self.run, {"status": status, "started_at": self.launched_at})
+        status = Status.STARTING if self.proc is None or self.proc.poll() is None else Status.FAILED
+        return RunSummary(self.run, {"status": status.value, "started_at": self.launched_at})
 
 
 class MainScreen(Screen):
@@ -58,14 +66,16 @@ class MainScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     BINDINGS = [
-        Binding("t", "app.train", "Train", tooltip="Train the highlighted experiment in a background process"),
-        Binding("s", "app.stop", "Stop", tooltip="Stop the selected run (checkpoint, then 'stopped')"),
-        Binding("R", "app.resume", "Resume", key_display="R", tooltip="Resume the selected stopped run"),
-        Binding("a", "app.enqueue", "Queue", tooltip="Add the highlighted experiment to the queue"),
-        Binding("c", "app.chat", "Chat", tooltip="Chat with the selected run's best checkpoint"),
-        Binding("r", "app.results", "Results", tooltip="Every run in a table; export"),
+        Binding("t", "train", "Train", tooltip="Train the highlighted experiment in a background process"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected run (checkpoint, then 'stopped')"),
+        Binding("R", "resume", "Resume", key_display="R", tooltip="Resume the selected stopped run"),
+        Binding("a", "enqueue", "Queue", tooltip="Add the highlighted experiment to the queue"),
+        Binding("c", "chat", "Chat", tooltip="Chat with the selected run's best checkpoint"),
+        Binding("r", "results", "Results", tooltip="Every run in a table; export"),
         Binding("q", "app.quit", "Quit", tooltip="Quit (training goes on)"),
-        *[Binding(str(i), f"show_tab('{tab}')", label, show=False)
+        *[Binding(str(i), f"show_tab('{tab}')", "Tabs" if i == 1 else label, show=i == 1,
+                  key_display="1-5" if i == 1 else None,
+                  tooltip=f"Keys 1-5 show the tabs: {', '.join(TABS.values())}")
           for i, (tab, label) in enumerate(TABS.items(), 1)],
     ]
 
@@ -76,10 +86,13 @@ class MainScreen(Screen):
         self.selected: RunDir | None = None
         self.follow_latest = True  # follow the newest run of the highlighted experiment
         self.launched: dict[str, Launched] = {}
+        self.resuming: dict[str, Any] = {}  # run path -> the resuming process, until run.json says live
+        self.launched_procs: list[Any] = []  # every process this screen launched, reaped when it ends
         self.counts: dict[str, dict[str, Any]] = {}  # from `tui-lab list --json`, in the background
         self.counts_state = "loading"
-        self.watcher = RunWatcher(self.post_message)
+        self.watcher = RunWatcher(lambda run, snap: self.post_message(RunUpdated(run, snap)))
         self.scanner: StoreScanner | None = None
+        self._reaper: Any = None  # a 1 s timer, only while launched processes live
         self._detail_key: object = None
         self._tab_drawn: dict[str, object] = {}
 
@@ -97,13 +110,15 @@ class MainScreen(Screen):
                 yield ProgressBar(id="progress", show_eta=False)
                 with TabbedContent(id="tabs"):
                     with TabPane("Curves", id="tab-curves"):
+                        yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
-                            yield CurvePlot("loss (nats/token)", id="loss-plot")
-                            yield CurvePlot("val perplexity", ylog=True, id="ppl-plot")
-                    with TabPane("LR · tok/s", id="tab-lr"):
+                            yield CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot")
+                            yield CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot")
+                    with TabPane("LR·tok/s", id="tab-lr"):
+                        yield Static(too_small_text(), classes="too-small")
                         with Horizontal(classes="plots"):
-                            yield CurvePlot("learning rate", id="lr-plot")
-                            yield CurvePlot("tokens/s", id="tps-plot")
+                            yield CurvePlot("learning rate", short_title="lr", id="lr-plot")
+                            yield CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot")
                     with TabPane("Log", id="tab-log"):
                         yield LogTail(id="log")
                     with TabPane("Samples", id="tab-samples"):
@@ -111,7 +126,7 @@ class MainScreen(Screen):
                     with TabPane("Config", id="tab-detail"):
                         with Vertical(id="detail-scroll"):
                             yield ExperimentDetail(id="detail")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         runs_dir = self.app.runs_dir
@@ -124,18 +139,153 @@ class MainScreen(Screen):
         table = self.query_one("#experiments", ExperimentTable)
         table.focus()
         live = [s for runs in scan.runs.values() for s in runs
-                if s.status == "running" and s.run.experiment in self.cfg.experiments]
+                if s.status == Status.RUNNING and s.run.experiment in self.cfg.experiments]
         if live:  # reattach: open on the run that is training now (the latest started, if several)
             table.highlight(max(live, key=lambda s: s.info.get("started_at") or 0).run.experiment)
-        self.scanner = StoreScanner(runs_dir, self.post_message)
-        self.run_worker(lambda: self.watcher.loop(_cancelled), thread=True, group="watch", name="run watcher")
-        self.run_worker(lambda: self.scanner.loop(_cancelled), thread=True, group="scan", name="store scanner")
+        self.scanner = StoreScanner(runs_dir, lambda scan: self.post_message(StoreScanned(scan)))
+        self.watcher.start()
+        self.scanner.start()
         self.load_counts()
+
+    def on_resize(self, event) -> None:
+        w, h = event.size
+        self.set_class(w < MIN_PLOT_SIZE[0] or h < MIN_PLOT_SIZE[1], "-too-small")
+        for label in self.query(".too-small").results(Static):
+            label.update(too_small_text(w, h))
 
     def on_unmount(self) -> None:
         self.watcher.stop()
         if self.scanner is not None:
             self.scanner.stop()
+
+    # ------------------------------------------------------------------ actions
+    def action_train(self) -> None:
+        """Start training the highlighted experiment in a detached process."""
+        from ...runs.launcher import launch_detached
+
+        name = self.highlighted_experiment()
+        if name is None:
+            return
+        busy = self.running_run(name)
+        try:
+            run, proc = launch_detached(name, config=self.cfg.path, runs_dir=self.app.runs_dir,
+                                        cwd=self.cfg.path.resolve().parent)
+        except OSError as exc:
+            self.notify(f"cannot start {name}: {exc}", severity="error", markup=False)
+            return
+        self._launched(proc)
+        self.follow_new_run(run, proc)
+        extra = f" (beside the running {busy.run_id})" if busy else ""
+        self.notify(f"started {name}{extra}: {run.path}", title="train", markup=False)
+
+    def action_stop(self) -> None:
+        """Ask the selected run (or, if it is not running, the highlighted experiment's running
+        run) to stop gracefully: it saves a checkpoint and ends as 'stopped'."""
+        from ...runs.launcher import stop_run
+
+        targets = [r for r in (self.selected, self.running_run(self.highlighted_experiment())) if r is not None]
+        for run in targets:
+            if stop_run(run):
+                self.notify(f"stopping {run.experiment}/{run.run_id} (saving a checkpoint)", title="stop")
+                return
+        if any(str(r.path) in self.launched or str(r.path) in self.resuming for r in targets):
+            self.notify("the run is still starting: press s again in a moment", severity="warning")
+        else:
+            self.notify("no running run selected", severity="warning")
+
+    def action_resume(self) -> None:
+        """Resume the selected stopped / interrupted run from its last checkpoint; the run shows
+        as "resuming" at once, until its process writes that it runs."""
+        from ...runs.launcher import launch_detached
+
+        run = self.selected
+        if run is None:
+            self.notify("no run selected", severity="warning")
+            return
+        if str(run.path) in self.resuming:
+            self.notify("this run is resuming already", severity="warning")
+            return
+        status = Status.of(run.read_run().get("status"))
+        if status is None or not status.is_resumable:
+            self.notify(f"only a stopped or interrupted run can be resumed (this one is {status or 'starting'})",
+                        severity="warning")
+            return
+        if not run.can_resume():
+            self.notify("this run has no checkpoint to resume from", severity="warning")
+            return
+        try:
+            _, proc = launch_detached(run.experiment, config=self.cfg.path, runs_dir=self.app.runs_dir, resume=run,
+                                      cwd=self.cfg.path.resolve().parent)
+        except OSError as exc:
+            self.notify(f"cannot resume: {exc}", severity="error", markup=False)
+            return
+        self._launched(proc)
+        self.resuming[str(run.path)] = proc
+        if self.snapshot is not None and self.snapshot.run.path == run.path:
+            self.snapshot = self._as_resuming(self.snapshot)
+            self.draw(self.snapshot)
+        self.refresh_runs()
+        self.select_run(run, proc)
+        self.notify(f"resuming {run.experiment}/{run.run_id}", title="resume")
+
+    def action_enqueue(self) -> None:
+        """Add the highlighted experiment to the queue; start the queue runner if none runs."""
+        from ...runs import queue
+
+        name = self.highlighted_experiment()
+        if name is None:
+            return
+        try:
+            entries = queue.add(self.app.runs_dir, name, self.cfg.path)
+            started = queue.start_runner(self.app.runs_dir)
+        except OSError as exc:
+            self.notify(f"cannot queue {name}: {exc}", severity="error", markup=False)
+            return
+        self.notify("queue: " + " → ".join(e["experiment"] for e in entries) + (" (runner started)" if started else ""),
+                    title="queue", markup=False)
+        if self.scanner is not None:
+            self.scanner.poke()
+
+    def action_chat(self) -> None:
+        """Chat with the selected run's best checkpoint."""
+        run = self.selected
+        ckpt = run.chat_checkpoint() if run else None
+        if ckpt is None:
+            self.notify("no checkpoint yet: the trainer saves one at each evaluation", severity="warning")
+            return
+        try:
+            from .chat import ChatScreen
+        except ImportError as exc:
+            self.notify(f"chat not available: {exc}", severity="error", markup=False)
+            return
+        self.app.push_screen(ChatScreen(ckpt))
+
+    def action_results(self) -> None:
+        """Every run in a table (loaded in a worker); export."""
+        try:
+            from .results import ResultsScreen
+        except ImportError as exc:
+            self.notify(f"results not available: {exc}", severity="error", markup=False)
+            return
+        self.app.push_screen(ResultsScreen(self.app.runs_dir, self.cfg.settings.gpu_hour_price_usd))
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def palette_commands(self):
+        """This screen's keys in the command palette (ctrl+p)."""
+        yield SystemCommand("Train", "Train the highlighted experiment in the background (t)", self.action_train)
+        yield SystemCommand("Stop", "Stop the selected run gracefully (s)", self.action_stop)
+        yield SystemCommand("Resume", "Resume the selected stopped run (R)", self.action_resume)
+        yield SystemCommand("Queue", "Add the highlighted experiment to the queue (a)", self.action_enqueue)
+        yield SystemCommand("Chat", "Chat with the selected run's best checkpoint (c)", self.action_chat)
+        yield SystemCommand("Results", "Result tables and export (r)", self.action_results)
+        descriptions = {"tab-curves": "loss and validation perplexity curves",
+                        "tab-lr": "learning rate and tokens/s curves", "tab-log": "the run's train.log",
+                        "tab-samples": "sample generations", "tab-detail": "the experiment's config"}
+        for i, (tab, label) in enumerate(TABS.items(), 1):
+            yield SystemCommand(f"Tab {i}: {label}", f"Show the {label} tab: {descriptions[tab]} ({i})",
+                                lambda tab=tab: self.action_show_tab(tab))
 
     # ------------------------------------------------------------------ selection
     @property
@@ -146,10 +296,13 @@ class MainScreen(Screen):
         return self.query_one("#experiments", ExperimentTable).highlighted
 
     def runs_of(self, name: str | None) -> list[RunSummary]:
-        """The experiment's runs, oldest first, with the ones just launched (not yet on disk) last."""
+        """The experiment's runs, oldest first, with the ones just launched (not yet on disk)
+        last, and the ones resuming shown so."""
         if name is None:
             return []
         runs = list(self.scan.runs.get(name, [])) if self.scan else []
+        runs = [RunSummary(s.run, {**s.info, "status": RESUMING}) if str(s.run.path) in self.resuming else s
+                for s in runs]
         on_disk = {str(s.run.path) for s in runs}
         runs += [lr.summary() for key, lr in self.launched.items()
                  if lr.run.experiment == name and key not in on_disk]
@@ -157,7 +310,7 @@ class MainScreen(Screen):
 
     def running_run(self, name: str | None) -> RunDir | None:
         for s in reversed(self.runs_of(name)):
-            if s.status in ("running", "starting"):
+            if s.is_live:
                 return s.run
         return None
 
@@ -166,11 +319,13 @@ class MainScreen(Screen):
         if run is not None and self.selected is not None and run.path == self.selected.path and proc is None:
             return
         self.selected = run
-        self.snapshot = None
         if run is None:
+            self.snapshot = None
             self.watcher.follow(None)
             self.draw(None)
         else:
+            if self.snapshot is not None and self.snapshot.run.path != run.path:
+                self.snapshot = None
             launched = self.launched.get(str(run.path))
             self.watcher.follow(run, proc if proc is not None else (launched.proc if launched else None))
 
@@ -186,11 +341,33 @@ class MainScreen(Screen):
             self.scanner.poke()
 
     # ------------------------------------------------------------------ store scans
+    def _launched(self, proc: Any) -> None:
+        """Keep ``proc`` (a process this screen started) to reap it when it ends."""
+        self.launched_procs.append(proc)
+        if self._reaper is None:
+            self._reaper = self.set_interval(1.0, self.reap)
+
+    def reap(self) -> None:
+        """Collect the exit status of launched processes that ended (no ``<defunct>`` left
+        behind); ``poll`` never blocks. The timer stops when none is left."""
+        before = len(self.launched_procs) + len(self.resuming)
+        self.launched_procs = [p for p in self.launched_procs if p.poll() is None]
+        for key, proc in list(self.resuming.items()):
+            if proc.poll() is not None:
+                del self.resuming[key]
+        if not self.launched_procs and self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
+        if len(self.launched_procs) + len(self.resuming) != before:
+            self.refresh_left()  # a run that died before writing run.json shows "failed"
+
     def apply_scan(self, scan: StoreScan) -> None:
         self.scan = scan
-        on_disk = {str(s.run.path) for runs in scan.runs.values() for s in runs}
+        on_disk = {str(s.run.path): s for runs in scan.runs.values() for s in runs}
         for key in [k for k in self.launched if k in on_disk]:
             del self.launched[key]  # its run.json is written: the scans show it from now on
+        for key in [k for k in self.resuming if k in on_disk and on_disk[k].is_live]:
+            del self.resuming[key]
         self.refresh_left()
 
     @on(StoreScanned)
@@ -254,28 +431,21 @@ class MainScreen(Screen):
         exp = self.cfg.experiments.get(name) if name else None
         runs = self.runs_of(name)
         latest_info = next((s.info for s in reversed(runs) if s.info.get("train_tokens")), runs[-1].info if runs else {})
-        counts = self.counts.get(name or "", {})
-        key = (name, json.dumps(counts, sort_keys=True, default=str), self.counts_state,
+        counts_row = self.counts.get(name or "", {})
+        key = (name, json.dumps(counts_row, sort_keys=True, default=str), self.counts_state,
                latest_info.get("num_params"), latest_info.get("train_tokens"))
         if key == self._detail_key:
             return
         self._detail_key = key
-        self.query_one("#detail", ExperimentDetail).show(name, exp, counts, latest_info,
+        self.query_one("#detail", ExperimentDetail).show(name, exp, counts_row, latest_info,
                                                           counting=self.counts_state == "loading")
 
     @work(exclusive=True, group="counts")
     async def load_counts(self) -> None:
-        """Exact parameter counts and cached token counts from a `tui-lab list --json`
-        subprocess: the app's own process never imports torch."""
-        if not getattr(self.app, "counts_enabled", True):
-            self.counts_state = "off"
-            return
+        """Exact parameter counts and cached token counts (:mod:`tui_lab.app.counts`: a
+        subprocess, so the app's own process never imports torch)."""
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tui_lab", "list", "--json", "--config", str(self.cfg.path),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await proc.communicate()
-            self.counts = {row["name"]: row for row in json.loads(out or b"[]")}
+            self.counts = await counts.experiment_counts(self.cfg.path)
             self.counts_state = "done"
         except (OSError, ValueError, KeyError, TypeError):
             self.counts_state = "failed"
@@ -283,12 +453,24 @@ class MainScreen(Screen):
         self.refresh_left()
 
     # ------------------------------------------------------------------ the live run
+    def _as_resuming(self, snap: RunSnapshot) -> RunSnapshot:
+        return dataclasses.replace(snap, info={**snap.info, "status": RESUMING, "message": None})
+
     @on(RunUpdated)
     def _run_updated(self, message: RunUpdated) -> None:
         if message.run is None or self.selected is None or message.run.path != self.selected.path:
             return
-        self.snapshot = message.snapshot
-        self.draw(message.snapshot)
+        snap = message.snapshot
+        key = str(message.run.path)
+        if snap is not None and key in self.resuming:
+            proc = self.resuming[key]
+            if is_live(snap.status) or proc.poll() is not None:
+                del self.resuming[key]
+                self.refresh_runs()
+            else:
+                snap = self._as_resuming(snap)
+        self.snapshot = snap
+        self.draw(snap)
 
     def draw(self, snap: RunSnapshot | None) -> None:
         """The figures and progress bar always; the tabs' contents only for the tab in view
@@ -328,9 +510,6 @@ class MainScreen(Screen):
         if event.pane.id:
             self.draw_tab(event.pane.id)
 
-    def action_show_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
-
     # ------------------------------------------------------------------ events
     @on(DataTable.RowHighlighted, "#experiments")
     def _experiment_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -347,8 +526,7 @@ class MainScreen(Screen):
         self.select_run(RunDir(path))
 
 
-def _cancelled() -> bool:
-    try:
-        return get_current_worker().is_cancelled
-    except Exception:
-        return False
+def too_small_text(width: int | None = None, height: int | None = None) -> Text:
+    size = f" ({width}×{height})" if width and height else ""
+    return Text(f"The terminal{size} is too small for the plots: enlarge it to at least "
+                f"{MIN_PLOT_SIZE[0]}×{MIN_PLOT_SIZE[1]}.", style="dim")

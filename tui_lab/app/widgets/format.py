@@ -9,6 +9,7 @@ from typing import Any
 STATUS_STYLE = {
     "running": "bold green", "starting": "green", "finished": "cyan", "stopped": "yellow",
     "failed": "bold red", "diverged": "bold magenta", "interrupted": "red", "never run": "dim", "unreadable": "red",
+    "resuming": "bold yellow",
 }
 
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from ..watch import RunSnapshot
+from ...runs.follow import RunSnapshot
 from .format import fmt_duration, fmt_float, fmt_int, fmt_ppl, printable, status_style
 
 
@@ -83,7 +83,7 @@ class RunStats(Widget):
             "val_loss": _pair("val loss", fmt_float(last_eval.get("val_loss"))),
             "val_ppl": _pair("val ppl", fmt_ppl(last_eval.get("val_ppl"))),
             "best": _pair("best", fmt_ppl(info.get("best_val_ppl"))),
-            "tps": _pair("tokens/s", fmt_float(last_train.get("tokens_per_s"), ",.0f")),
+            "tps": _pair("tokens/s", fmt_float(snap.tokens_per_s(), ",.0f")),
             "lr": _pair("lr", fmt_float(last_train.get("lr"), ".2e")),
             "tokens": _pair("tokens", fmt_int(last_train.get("tokens_seen", info.get("tokens_seen")))),
             "params": _pair("params", fmt_int(info.get("num_params"))),
@@ -98,6 +98,12 @@ class RunStats(Widget):
         for i in range(0, len(pairs), cols):
             grid.add_row(*pairs[i:i + cols])
         parts: list = [head, grid]
+        ev = snap.evaluating
+        if ev is not None:
+            pct = f"{ev.fraction:.0%} · " if ev.fraction is not None else ""
+            parts.append(Text.assemble(("evaluating ", "bold yellow"),
+                                       f"{pct}{ev.tokens_done:,}/{fmt_int(ev.tokens_total, '?')} val tokens "
+                                       f"(step {ev.step:,})", no_wrap=True, overflow="ellipsis"))
         if snap.gpu:
             parts.append(Text(snap.gpu, style="bold" if snap.gpu.startswith("GPU ") else "dim"))
         if info.get("message") and status != "running":

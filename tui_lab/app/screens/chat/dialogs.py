@@ -136,7 +136,7 @@ class PickCheckpoint(ModalScreen[Path | None]):
         chosen = self.query_one("#pick", Select).value
         if typed:
             path = Path(typed).expanduser()
-            if not path.exists():
+            if not path.exists() and not typed.startswith("hf:"):  # hf:NAME: a Hub model, resolved on load
                 self.notify(f"{path}: no such file or folder", severity="warning", markup=False)
                 return
             self.dismiss(path)

@@ -171,6 +171,9 @@ class ChatScreen(Screen):
             event.pane.set_stats(Text(f"cannot load: {event.problem}", style="red"))
             return
         event.pane.ready(event.session, event.info)
+        summary = event.session.generator.metadata.get("summary")
+        if summary:  # a converted checkpoint: the line above may be cut at 80 columns, so say it once in full
+            self.notify(str(summary), title="converted checkpoint", timeout=10, markup=False)
 
     # ------------------------------------------------------------------ a turn
     @on(Input.Submitted, "#message")
