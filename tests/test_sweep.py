@@ -159,6 +159,9 @@ def test_a_2x2_sweep_trains_through_the_queue_and_exports_seed_groups(tmp_path):
             loss = [i["best_val_loss"] for i in pair]
             assert row["best_val_loss_mean"] == pytest.approx(statistics.mean(loss), abs=1e-6)  # 6 decimals in the events
             assert row["best_val_loss_std"] == pytest.approx(statistics.stdev(loss), abs=2e-6)
+            tps = [i["tokens_seen"] / i["elapsed_s"] for i in pair]  # tokens/s of an ended run, from run.json
+            assert row["tokens_per_s_mean"] == pytest.approx(statistics.mean(tps), rel=1e-6)
+            assert row["tokens_per_s_std"] == pytest.approx(statistics.stdev(tps), rel=1e-6, abs=1e-6)
         md = cli(tmp_path, "export", "--sweep", sweep_id, "--group-seeds").stdout
         mean = rows[0]["best_val_ppl_mean"]
         assert f"{mean:,.2f} ± {rows[0]['best_val_ppl_std']:,.2f} (2)" in md

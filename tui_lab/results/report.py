@@ -220,8 +220,7 @@ def build_report(runs_dir: Path | str, experiments: dict[str, Experiment] | None
     blocks = [Block("h1", "tui-lab report"),
               Block("p", f"{len(runs)} run{'s' if len(runs) != 1 else ''} of {len(order)} experiment"
                          f"{'s' if len(order) != 1 else ''}. Perplexity is exp(mean validation loss per token) in "
-                         "each run's own tokens; tokens/s is training tokens per second of training time "
-                         "(the mean over the run's log steps).")]
+                         "each run's own tokens; tokens/s is tokens seen ÷ the run's training clock (elapsed_s).")]
     plots: list[Plot] = []
     if any(e.reference is not None for e in experiments.values()):
         card, notes = report_card(experiments, by_experiment, records)
