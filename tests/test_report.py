@@ -204,3 +204,27 @@ def test_with_reference_adds_the_seed_column_to_the_runs_table(runs):
     assert table.values("seed_val_ppl") == ["464.64", "3.02 invalid", None]
     assert table.values("delta_seed_val_ppl")[0] == pytest.approx(471.25 - 464.64)
     assert table.values("delta_seed_val_ppl")[1:] == [None, None]
+
+
+async def test_the_app_results_screen_shows_the_seed_log_column(tmp_path, monkeypatch, no_counts):
+    """`r` in the app: beside each run's best val ppl, the seed log's figure and Δ (exp1 464.64)."""
+    from textual.widgets import DataTable
+
+    from tui_lab.app.app import TuiLabApp
+    from waits import wait_for
+
+    root = tmp_path / "runs"
+    fixed_runs(root, tmp_path)
+    cfg_path = tmp_path / "experiments.toml"
+    cfg_path.write_text((ROOT / "experiments.toml").read_text())
+    monkeypatch.chdir(tmp_path)
+    app = TuiLabApp(load_experiments(cfg_path))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.screen.query("#results") and app.screen.query_one("#results", DataTable)
+                       .row_count == 8, timeout=15, what="the runs table")
+        dt = app.screen.query_one("#results", DataTable)
+        row = dt.get_row("exp1/20251111-090000-a1a1")
+        keys = [c.key.value for c in dt.ordered_columns]
+        assert row[keys.index("seed_val_ppl")] == "464.64" and row[keys.index("delta_seed_val_ppl")] == "6.61"
+        assert dt.get_row("exp7/20251120-090000-d4d4")[keys.index("seed_val_ppl")] == "3.02 invalid"

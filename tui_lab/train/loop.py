@@ -24,7 +24,8 @@ import torch
 
 from ..config import Experiment
 from ..runs.metrics import perplexity
-from ..runs.store import MetricsWriter, RunDir, git_commit
+from ..runs.process import git_commit
+from ..runs.store import MetricsWriter, RunDir
 from .checkpoints import SpaceReserve, disk_error_text, save_best, save_last
 from .distributed import DistContext, any_rank, broadcast_from_main, init_distributed, mean_over_ranks, shutdown
 from .errors import RunFailed, TrainingError
