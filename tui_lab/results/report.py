@@ -317,8 +317,8 @@ def to_html_report(blocks: list[Block], title: str = "tui-lab report") -> str:
 
 def write_report(output: Path | str, runs_dir: Path | str, experiments: dict[str, Experiment] | None = None,
                  fmt: str = "md", price_per_gpu_hour: float = 0.0, plots: bool = True) -> list[Path]:
-    """Write the report to ``output`` (atomically) and its PNG plots beside it; returns every
-    file written, the report last. Plots that cannot be drawn (matplotlib missing, no data)
+    """Write the report to ``output`` (atomically; its folder is created when missing) and its
+    PNG plots beside it; returns every file written, the report last. Plots that cannot be drawn (matplotlib missing, no data)
     are left out and the report says so.
 
     Raises:
@@ -328,6 +328,7 @@ def write_report(output: Path | str, runs_dir: Path | str, experiments: dict[str
     if fmt not in REPORT_FORMATS:
         raise ValueError(f"unknown report format {fmt!r} (known: {', '.join(REPORT_FORMATS)})")
     output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     report = build_report(runs_dir, experiments, stem=output.stem, price_per_gpu_hour=price_per_gpu_hour)
     written: list[Path] = []
     skipped: dict[str, str] = {}
