@@ -217,3 +217,104 @@ def test_every_quote_is_in_the_log():
     sections = _log_sections()
     missing = [(name, key, quote) for name, key, _, quote, section in ROWS if quote not in sections.get(section, "")]
     assert not missing
+
+
+# ----------------------------------------------------------------------------------------------
+# [experiments.NAME.reference]: the figures `tui-lab report` shows in its "seed log" column.
+# (name, key of the reference table, value, quote from the log[, the log section holding it])
+REFERENCES = [
+    ("exp1", "val_ppl", 464.64, "Val Perplexity: 464.64"),
+    ("exp1", "val_loss", 6.1413, "Val Loss: 6.1413"),
+    ("exp1", "epochs", 209, "Epoch 209:"),
+    ("exp1", "best_epoch", 209, "Best model so far! Saved to 'mha_model_best.pt"),
+    ("exp1", "num_params", 869_153, "869,153 (unchanged from Experiment 1)", "exp2"),
+    ("exp1", "train_tokens", 2_347_038, "Train tokens: 2,347,038"),
+    ("exp1", "val_tokens", 242_643, "Val tokens: 242,643"),
+    ("exp2", "val_ppl", 364.71, "Best Val Perplexity: 364.71"),
+    ("exp2", "val_loss", 5.8991, "Best Val Loss: 5.8991"),
+    ("exp2", "num_params", 869_153, "Parameters: 869,153"),
+    ("exp2", "epochs", 10, "Epoch 10/10"),
+    ("exp2", "best_epoch", 10, "Best Epoch: 10"),
+    ("exp2", "train_tokens", 115_716_078, "Total tokens: 115,716,078"),
+    ("exp2", "val_tokens", 242_643, "Total tokens: 242,643"),
+    ("exp3", "val_ppl", 65.71, "Val Perplexity: 65.71"),
+    ("exp3", "val_loss", 4.1853, "Val Loss: 4.1853"),
+    ("exp3", "num_params", 7_342_033, "**Parameters:** 7,342,033"),
+    ("exp3", "epochs", 11, "Training stopped at Epoch 11"),
+    ("exp3", "best_epoch", 10, "Best Epoch: 10"),
+    ("exp3", "val_tokens", 242_643, "Val tokens: 242,643"),
+    ("exp4", "val_ppl", 46.33, "Val Perplexity: 46.33"),
+    ("exp4", "val_loss", 3.8358, "Val Loss: 3.8358"),
+    ("exp4", "num_params", 16_000_000, "16M param model"),
+    ("exp4", "epochs", 9, "Training stopped at Epoch 9"),
+    ("exp5", "val_ppl", 38.21, "Val Perplexity: 38.21"),
+    ("exp5", "val_loss", 3.6431, "Val Loss: 3.6431"),
+    ("exp5", "num_params", 19_000_000, "| **Parameters** | 869K | 869K | 7.3M | 16M | 19M |", "summary"),
+    ("exp5", "epochs", 20, "(20 epochs, 16.7 hours)"),
+    ("exp5", "best_epoch", 20, "Best Epoch: 20"),
+    ("exp6", "val_ppl", 28.05, "Val Perplexity: **28.05**"),
+    ("exp6", "val_loss", 3.3340, "Val Loss: 3.3340"),
+    ("exp6", "num_params", 63_873_617, "**Parameters:** 63,873,617"),
+    ("exp6", "epochs", 16, "(16 epochs, 20 hours)"),
+    ("exp6", "best_epoch", 16, "Best Epoch: 16"),
+    ("exp7", "val_ppl", 3.02, "**Final Perplexity**: 3.02"),
+    ("exp7", "val_loss", 1.1067, "**Final Validation Loss**: 1.1067"),
+    ("exp7", "val_acc", 0.8743, "**Final Validation Accuracy**: 87.43%"),
+    ("exp7", "num_params", 15_590_000, "**Total Parameters**: 15.59M"),
+    ("exp7", "steps", 1000, "### Initial Training (1000 steps):"),
+]
+
+WT103_TRAIN_TOKENS = 115_716_078  # exp2's "Total tokens: 115,716,078" (the seed protocol on WikiText-103 train)
+# tokens/s: the logs print it/s or wall times, never tokens/s; (name, value, formula, quotes)
+THROUGHPUT = [
+    ("exp2", 7.68 * 32 * 512, ["7.68it/s", "Batch size: 32 (increased from 8)"]),
+    ("exp3", 11 * WT103_TRAIN_TOKENS / (6 * 3600), ["| **Training Time** | - | 2.5 hrs | 6 hrs |"]),
+    ("exp4", 9 * WT103_TRAIN_TOKENS / (404 * 60), ["(404 minutes elapsed)"]),
+    ("exp5", 20 * WT103_TRAIN_TOKENS / (16.7 * 3600), ["(20 epochs, 16.7 hours)"]),
+    ("exp6", WT103_TRAIN_TOKENS / (75 * 60), ["75 min/epoch average"]),
+]
+THROUGHPUT_SECTIONS = {"exp3": "summary"}
+
+
+@pytest.mark.parametrize("row", REFERENCES, ids=[f"{r[0]}-{r[1]}" for r in REFERENCES])
+def test_the_reference_holds_the_figure_the_log_states(config, row):
+    name, key, value, quote, *_ = row
+    ref = config.experiments[name].reference
+    assert ref is not None, f"{name} has no [experiments.{name}.reference] table"
+    assert getattr(ref, key) == value, f"{name} reference.{key} = {getattr(ref, key)!r}, but the log says {quote!r}"
+
+
+@pytest.mark.parametrize("name,value,quotes", THROUGHPUT, ids=[t[0] for t in THROUGHPUT])
+def test_the_reference_throughput_is_its_stated_formula(config, name, value, quotes):
+    ref = config.experiments[name].reference
+    assert ref.tokens_per_s == round(value) and ref.tokens_per_s_basis, (name, ref.tokens_per_s, value)
+    if SEEDS.is_dir():
+        section = _log_sections()[THROUGHPUT_SECTIONS.get(name, name)]
+        assert all(q in section for q in quotes), (name, quotes)
+    if name != "exp2":  # exp2 is it/s x tokens per step; the others are derived from wall time
+        assert ref.tokens_per_s_basis.startswith("derived from wall time"), ref.tokens_per_s_basis
+
+
+def test_the_reference_quotes_are_in_the_log():
+    if not SEEDS.is_dir():
+        pytest.skip("../shared/seeds not found: the seed logs are needed to check the quotes")
+    sections = _log_sections()
+    missing = [(r[0], r[1], r[3]) for r in REFERENCES if r[3] not in sections.get(r[4] if len(r) > 4 else r[0], "")]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", GPT_SEEDS)
+def test_the_seed_experiments_use_the_seeds_protocol(config, name):
+    """exp1-exp6 build their token streams as the seed scripts did (data.join = "strip-lines",
+    raw WikiText), and their references say so: the report compares like with like."""
+    exp = config.experiments[name]
+    assert exp.data.join == "strip-lines" and "-raw-" in (exp.data.config or "")
+    assert (exp.reference.join, exp.reference.text, exp.reference.valid) == ("strip-lines", "raw", True)
+
+
+def test_exp7_reference_is_marked_invalid(config):
+    """exp7's report figures came from a non-causal model evaluated on overlapping windows."""
+    ref = config.experiments["exp7"].reference
+    assert ref.valid is False
+    assert "non-causal" in ref.invalid_reason and "overlapping windows" in ref.invalid_reason
+    assert ref.source.startswith("seeds/004_")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import bench, chat, experiments, export, importer, serve, train
+from . import bench, chat, experiments, export, importer, report, serve, sweep, train
 from .launch import launch_app
 from .queue import queue_app
 
@@ -29,6 +29,8 @@ app.command("export")(export.export_cmd)
 app.command("import")(importer.import_cmd)
 app.command("bench")(bench.bench_cmd)
 app.command("serve")(serve.serve_cmd)
+app.command("sweep")(sweep.sweep_cmd)
+app.command("report")(report.report_cmd)
 app.add_typer(queue_app, name="queue")
 app.add_typer(launch_app, name="launch")
 

@@ -7,6 +7,8 @@ Examples::
     tui-lab export --progression exp3/20260101-...   # one run's perplexity at each evaluation
     tui-lab export --compare --run exp1 --run exp2   # runs side by side, changes between them
     tui-lab export --plot ppl -o curves.png          # validation perplexity curves
+    tui-lab export --compare RUN RUN --plot val_ppl -o overlay.png   # two runs overlaid
+    tui-lab export --sweep demo-20261201-... --group-seeds           # a sweep, mean ± std (n) per seed group
     tui-lab export -f latex --columns experiment,num_params,tokens_seen,best_val_ppl
     tui-lab export --format tensorboard              # TensorBoard event files in every run folder
 """
@@ -23,6 +25,8 @@ from .common import fail
 
 
 def export_cmd(
+    runs_args: Optional[list[str]] = typer.Argument(
+        None, metavar="[RUN]...", help="Runs (as --run), e.g. after --compare: tui-lab export --compare RUN RUN."),
     runs_dir: Optional[Path] = typer.Option(
         None, "--runs-dir", help="Where the runs are. Default: settings.runs_dir of ./experiments.toml, else ./runs."),
     fmt: Optional[str] = typer.Option(
@@ -39,11 +43,17 @@ def export_cmd(
         None, "--price-per-gpu-hour", help="USD per GPU-hour for the cost column. Default: "
         "settings.gpu_hour_price_usd of ./experiments.toml, else 0 (no cost)."),
     plot: Optional[str] = typer.Option(
-        None, "--plot", help="loss or ppl: draw the runs' curves into --output (.png or .svg)."),
+        None, "--plot", help="loss, ppl (= val_ppl), val_loss or train_loss: draw the runs' curves, "
+        "overlaid, into --output (.png or .svg)."),
     columns: Optional[str] = typer.Option(
         None, "--columns", help="Only these columns, in this order: comma-separated keys (the CSV header), "
         "e.g. experiment,num_params,tokens_seen,best_val_ppl."),
     x_axis: str = typer.Option("tokens", "--x-axis", help="For --plot: tokens (tokens seen) or step."),
+    sweep: Optional[str] = typer.Option(
+        None, "--sweep", help="The runs of this sweep id (tui-lab sweep prints it), with their overrides."),
+    group_seeds: bool = typer.Option(
+        False, "--group-seeds", help="One row per seed group (runs that differ only in train.seed): "
+        "mean ± std (n) in md / latex; mean, std, min, max, n columns in csv / json. std is the sample std (n - 1)."),
 ) -> None:
     """Export result tables of runs (all runs by default), or plot their curves."""
     from ..errors import TuiLabError
@@ -54,8 +64,15 @@ def export_cmd(
         fail(f"--price-per-gpu-hour {price}: give a price of 0 or more (USD per GPU-hour)")
     if progression and compare:
         fail("--progression and --compare: choose one table")
+    if group_seeds and (progression or compare):
+        fail("--group-seeds makes its own table: not with --progression or --compare")
+    if sweep is not None and (progression or run or runs_args):
+        fail("--sweep chooses the runs: not with --run, RUN arguments or --progression")
     if fmt is not None and fmt.strip().lower() == "tensorboard":
-        _export_tensorboard(runs_dir, run, output, progression, compare, plot, columns)
+        if sweep is not None or group_seeds:
+            fail("--format tensorboard writes event files per run: not with --sweep or --group-seeds")
+        _export_tensorboard(runs_dir, list(run or []) + list(runs_args or []), output, progression, compare,
+                            plot, columns)
         return
     if output is not None and output.is_dir():
         fail(f"--output {output}: is a folder; give a file name")
@@ -67,7 +84,14 @@ def export_cmd(
     folder, price = _defaults(runs_dir, price)
 
     try:
-        chosen = _unique([resolve_run(spec, folder) for spec in run or []])
+        chosen = _unique([resolve_run(spec, folder) for spec in [*(run or []), *(runs_args or [])]])
+        if sweep is not None:
+            from ..results.groups import sweep_ids, sweep_runs
+
+            chosen = sweep_runs(folder, sweep)
+            if not chosen:
+                known = ", ".join(sweep_ids(folder)) or "none"
+                fail(f"--sweep {sweep}: no runs of that sweep under {folder} (sweeps there: {known})")
         if progression:
             one = resolve_run(progression, folder)
             table = progression_table(one)
@@ -79,7 +103,18 @@ def export_cmd(
                      "(train one first: tui-lab train demo; or pass --runs-dir DIR)")
             if compare and len(chosen) < 2:
                 fail("--compare needs two or more runs (give --run for each, in the order to compare)")
-            table = comparison_table(chosen, price) if compare else runs_table(chosen, price)
+            if group_seeds:
+                from ..results.groups import group_table, seed_groups
+
+                title = f"Sweep {sweep}: seed groups" if sweep else "Seed groups"
+                table = group_table(seed_groups(chosen, price), human=plot is not None or fmt in ("md", "latex"),
+                                    title=title)
+            elif sweep is not None:
+                from ..results.groups import sweep_table
+
+                table = sweep_table(chosen, price, title=f"Sweep {sweep}")
+            else:
+                table = comparison_table(chosen, price) if compare else runs_table(chosen, price)
     except LookupError as exc:
         fail(str(exc.args[0]) if exc.args else str(exc))
     if columns is not None:

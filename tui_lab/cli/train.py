@@ -44,6 +44,8 @@ def train_cmd(
                                           help="Job id, the same on every node (default: tui-lab)."),
     join: bool = typer.Option(False, "--join", hidden=True,
                               help="(torchrun workers of nodes > 0) train into node 0's run folder."),
+    sweep_record: Optional[str] = typer.Option(None, "--sweep-record", hidden=True,
+                                               help="(the queue) this run's sweep record, JSON, kept in config.json."),
 ) -> None:
     """Train an experiment in the foreground; prints the run folder. Ctrl-C stops gracefully (exit 130).
 
@@ -63,7 +65,7 @@ def train_cmd(
             dist = _distributed(load_config(config), nnodes, node_rank, rdzv_endpoint, rdzv_id, nproc_per_node)
         if dist["nnodes"] > 1 and dist["node_rank"] > 0:  # node 0 owns the run folder
             raise typer.Exit(_torchrun(name, None, dist, device, resume is not None, config))
-        _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, attach, dist)
+        _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, attach, dist, sweep_record)
     except KeyboardInterrupt:  # Ctrl-C before the trainer took over SIGINT (imports, set-up)
         err_console.print("stopped (Ctrl-C)")
         raise typer.Exit(130) from None
@@ -116,7 +118,23 @@ def _train_worker_multinode(attach, resume, join, device) -> None:
         raise typer.Exit(1)
 
 
-def _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, attach, dist) -> None:
+def _sweep_record(text: Optional[str]) -> dict | None:
+    """The ``--sweep-record`` JSON object (``{id, overrides, set}``), or exit 2."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+        fail(f"--sweep-record {text!r}: expected a JSON object with an id")
+    return record
+
+
+def _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, attach, dist,
+           sweep_record=None) -> None:
     from ..config import ConfigError
     from ..errors import TuiLabError
 
@@ -144,7 +162,7 @@ def _train(name, config, overrides, runs_dir, device, resume, run_id, quiet, att
             check_batch(exp, processes)
         else:
             check_batch(exp, processes)  # before the run folder exists
-            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id)
+            run = start_run(exp, runs_dir_for(cfg, runs_dir), run_id, sweep=_sweep_record(sweep_record))
     except FileExistsError:
         fail(f"--run-id {run_id}: a run folder of that name exists already")
     except TuiLabError as exc:

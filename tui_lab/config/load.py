@@ -261,9 +261,15 @@ def _validate_file(path: Path, raw: dict[str, Any]) -> "ExperimentsFile":
     from .schema import ExperimentsFile
 
     try:
-        return ExperimentsFile.model_validate(_inject_names(raw))
+        parsed = ExperimentsFile.model_validate(_inject_names(raw))
     except ValidationError as err:
         raise ConfigError(format_validation_error(path, err)) from None
+    from .sweep import check_sweep  # sweep.py builds on this module
+
+    for name, exp in parsed.experiments.items():
+        if exp.sweep:  # every grid point is checked like a --set override
+            check_sweep(raw["experiments"][name], name, source=str(path))
+    return parsed
 
 
 def load_experiments(path: Path | str | None = None, validate: bool = True) -> ExperimentsConfig:
@@ -290,6 +296,24 @@ def load_experiments(path: Path | str | None = None, validate: bool = True) -> E
     return cfg
 
 
+RUN_ONLY_KEYS = ("name", "sweep")
+"""Keys of a run's ``config.json`` that are not experiment keys: ``name``, and ``sweep`` (the
+run's sweep record ``{id, overrides, set}``, not a grid: see :mod:`tui_lab.config.sweep`)."""
+
+
 def experiment_to_table(exp: "Experiment") -> dict[str, Any]:
-    """The resolved experiment as a plain dict (saved with each run as ``config.json``)."""
-    return exp.model_dump(mode="json")
+    """The resolved experiment as a plain dict (saved with each run as ``config.json``).
+
+    The experiment's ``sweep`` grid and seed-log ``reference`` are left out: a run is one
+    point of a sweep (its record is added by the trainer), and the reference belongs to the
+    experiments file."""
+    return exp.model_dump(mode="json", exclude={"sweep", "reference"})
+
+
+def experiment_of_table(table: dict[str, Any], name: str, source: str = "<config>") -> "Experiment":
+    """Validate a run's saved ``config.json`` table (its :data:`RUN_ONLY_KEYS` dropped).
+
+    Raises:
+        ConfigError: the table is not a valid experiment (the message names ``source`` and the key).
+    """
+    return validate_experiment({k: v for k, v in table.items() if k not in RUN_ONLY_KEYS}, name, source)

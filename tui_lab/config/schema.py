@@ -8,7 +8,7 @@ validators. Nothing here imports torch: the app reads configs at start-up.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -201,14 +201,60 @@ class TrainConfig(_Strict):
         return self.global_batch_size // parts
 
 
+class Reference(_Strict):
+    """The optional ``[experiments.NAME.reference]`` table: what the seed log reports for this
+    experiment, shown beside tui-lab's own figures by ``tui-lab report`` (with the change Δ).
+
+    Every figure is the log's as written (``None`` where the log gives none); ``source`` says
+    which log file and line each comes from. ``val_ppl`` is exp(mean validation loss per
+    token) in the log's own tokens; ``tokens_per_s`` is training tokens per second, obtained
+    as ``tokens_per_s_basis`` says (the logs print it/s, not tokens/s). ``join`` and ``text``
+    are the data protocol behind the log's figure (see ``data.join``; ``text``: ``raw`` =
+    ``wikitext-*-raw-v1``, ``unk`` = the ``<unk>`` version ``wikitext-*-v1``). ``valid = false``
+    marks a figure that must not be compared (``invalid_reason`` says why).
+    """
+
+    val_ppl: Annotated[float, Field(gt=0)] | None = None
+    val_loss: Annotated[float, Field(ge=0)] | None = None
+    val_acc: Annotated[float, Field(ge=0, le=1)] | None = None
+    tokens_per_s: Annotated[float, Field(gt=0)] | None = None
+    tokens_per_s_basis: str = ""
+    num_params: Annotated[int, Field(gt=0)] | None = None
+    num_params_rounded: bool = False  # the log gives the count rounded ("16M")
+    epochs: Annotated[int, Field(gt=0)] | None = None  # epochs trained when the figure was logged
+    best_epoch: Annotated[int, Field(gt=0)] | None = None
+    steps: Annotated[int, Field(gt=0)] | None = None
+    train_tokens: Annotated[int, Field(gt=0)] | None = None
+    val_tokens: Annotated[int, Field(gt=0)] | None = None
+    join: Literal["file", "strip-lines"] | None = None
+    text: Literal["raw", "unk"] | None = None
+    valid: bool = True
+    invalid_reason: str = ""
+    source: str
+
+    @model_validator(mode="after")
+    def _reason(self) -> "Reference":
+        if not self.valid and not self.invalid_reason:
+            raise ValueError("valid = false needs invalid_reason (why the seed's figure must not be compared)")
+        return self
+
+
+SweepGrid = dict[str, Annotated[list[Any], Field(min_length=1)]]
+"""``[experiments.NAME.sweep]``: ``"section.key" = [values...]``; the runs are the Cartesian
+product of the lists (first key outermost). Keys and values are checked like ``--set``
+overrides when the file is loaded (:func:`tui_lab.config.sweep.check_sweep`)."""
+
+
 class Experiment(_Strict):
-    """One ``[experiments.NAME]`` table."""
+    """One ``[experiments.NAME]`` table (``sweep`` and ``reference`` are optional tables)."""
 
     name: str
     description: str = ""
     model: ModelConfig
     data: DataConfig
     train: TrainConfig
+    sweep: SweepGrid | None = None
+    reference: Reference | None = None
 
     @model_validator(mode="after")
     def _fit(self) -> "Experiment":

@@ -12,8 +12,16 @@ from ..errors import TuiLabError
 from ..runs.store import RunDir, load_history
 from .formats import write_output
 
-KINDS = ("loss", "ppl")
-"""``loss``: train and validation loss (nats/token); ``ppl``: validation perplexity, log y-axis."""
+KINDS = ("loss", "ppl", "val_ppl", "val_loss", "train_loss")
+"""``loss``: train and validation loss (nats/token) together; ``ppl`` (= ``val_ppl``): validation
+perplexity, log y-axis; ``val_loss``, ``train_loss``: one of the two losses (nats/token)."""
+
+SERIES = {"ppl": ("eval", "val_ppl"), "val_ppl": ("eval", "val_ppl"), "val_loss": ("eval", "val_loss"),
+          "train_loss": ("train", "train_loss")}
+"""The one-series kinds: which event and which field each draws."""
+
+LABELS = {"val_ppl": "validation perplexity", "val_loss": "validation loss (nats/token)",
+          "train_loss": "train loss (nats/token)"}
 
 X_AXES = ("tokens", "step")
 """What the x-axis counts: tokens seen, or optimizer steps."""
@@ -44,11 +52,14 @@ def _xy(events: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], list
     return xs, ys
 
 
-def plot_runs(runs: list[RunDir], kind: str, output: Path | str, x: str = "tokens") -> Path:
+def plot_runs(runs: list[RunDir], kind: str, output: Path | str, x: str = "tokens", title: str | None = None) -> Path:
     """Draw the curves of ``runs`` and write ``output`` (``.png`` or ``.svg``) atomically.
 
     ``kind``: ``loss`` draws each run's train loss (thin line) and validation loss
-    (markers) in one colour; ``ppl`` draws validation perplexity on a log y-axis.
+    (markers) in one colour; ``ppl`` / ``val_ppl`` draws validation perplexity on a log
+    y-axis; ``val_loss`` and ``train_loss`` one loss each. Every run is its own colour, named
+    in the legend (the overlay of ``tui-lab export --compare RUN... --plot val_ppl``).
+    ``title`` replaces the default title.
     ``x``: ``tokens`` (tokens seen) or ``step``. History comes from
     :func:`~tui_lab.runs.store.load_history` (events a resume superseded are dropped).
 
@@ -82,20 +93,23 @@ def plot_runs(runs: list[RunDir], kind: str, output: Path | str, x: str = "token
                 ax.plot(vx, vy, "o-", color=color, lw=1.5, ms=3, label=f"{label} val")
             drawn += bool(tx or vx)
         else:
-            vx, vy = _xy(evals, x, "val_ppl")
+            event, field = SERIES[kind]
+            vx, vy = _xy([e for e in events if e.get("event") == event], x, field)
             if vx:
-                ax.plot(vx, vy, "o-", color=color, lw=1.5, ms=3, label=label)
+                style = "-" if event == "train" else "o-"
+                ax.plot(vx, vy, style, color=color, lw=1.5, ms=3, label=label)
                 drawn += 1
     if not drawn:
         raise PlotError("nothing to plot: the chosen runs have no logged metrics yet")
     ax.set_xlabel("tokens seen" if x == "tokens" else "optimizer step")
-    ax.set_ylabel("loss (nats/token)" if kind == "loss" else "validation perplexity")
-    ax.set_title("Training and validation loss" if kind == "loss" else "Validation perplexity")
+    field = SERIES[kind][1] if kind in SERIES else "loss"
+    ax.set_ylabel("loss (nats/token)" if kind == "loss" else LABELS[field])
+    ax.set_title(title or ("Training and validation loss" if kind == "loss" else LABELS[field].split(" (")[0].capitalize()))
     from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     if x == "tokens":
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 100M, not 1e8
-    if kind == "ppl":
+    if field == "val_ppl":
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ScalarFormatter())  # 50, 100, 200: perplexities people read

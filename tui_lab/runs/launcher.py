@@ -8,6 +8,7 @@ connection dropping (no SIGHUP reaches it). Its stdout and stderr go to the run'
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,8 +21,9 @@ from .store import LOG_FILE, RunDir, Status, create_run, process_alive
 
 def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str | None = None,
                   overrides: list[str] | None = None, device: str = "auto", resume: Path | None = None,
-                  nproc_per_node: int = 1) -> list[str]:
-    """The argv of a ``tui-lab train`` process for these choices."""
+                  nproc_per_node: int = 1, sweep: dict | None = None) -> list[str]:
+    """The argv of a ``tui-lab train`` process for these choices (``sweep``: the run's sweep
+    record, saved in its ``config.json``)."""
     cmd = [sys.executable, "-m", "tui_lab", "train", experiment, "--config", str(config),
            "--runs-dir", str(runs_dir), "--device", device, "--quiet"]
     if run_id:
@@ -32,6 +34,8 @@ def train_command(experiment: str, *, config: Path, runs_dir: Path, run_id: str 
         cmd += ["--nproc-per-node", str(nproc_per_node)]
     for item in overrides or []:
         cmd += ["--set", item]
+    if sweep is not None:
+        cmd += ["--sweep-record", json.dumps(sweep, separators=(",", ":"))]
     return cmd
 
 
@@ -67,7 +71,7 @@ def torchrun_command(experiment: str, run: RunDir | None, *, nproc_per_node: int
 
 def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides: list[str] | None = None,
                     device: str = "auto", resume: RunDir | None = None, nproc_per_node: int = 1,
-                    cwd: Path | None = None) -> tuple[RunDir, subprocess.Popen]:
+                    cwd: Path | None = None, sweep: dict | None = None) -> tuple[RunDir, subprocess.Popen]:
     """Start training in a new OS session; returns the run folder it writes and the process.
 
     A new run's folder is reserved here (it holds only ``train.log`` until the trainer
@@ -80,7 +84,8 @@ def launch_detached(experiment: str, *, config: Path, runs_dir: Path, overrides:
     log = open(run.path / LOG_FILE, "ab")
     cmd = train_command(experiment, config=Path(config).resolve(), runs_dir=Path(runs_dir).resolve(),
                         run_id=None if resume else run.run_id, overrides=overrides, device=device,
-                        resume=run.path.resolve() if resume else None, nproc_per_node=nproc_per_node)
+                        resume=run.path.resolve() if resume else None, nproc_per_node=nproc_per_node,
+                        sweep=sweep)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=cwd, env=env)

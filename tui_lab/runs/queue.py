@@ -3,7 +3,8 @@
 Files in the runs folder:
 
 - ``queue.json``: ``{"format": 1, "entries": [...]}``, the waiting entries, first to run first; each
-  ``{id, experiment, config, overrides, device, added_at}``. Every change is a
+  ``{id, experiment, config, overrides, device, added_at}``, and ``sweep`` (the run's sweep
+  record ``{id, overrides, set}``, saved in its ``config.json``) for an entry of a sweep. Every change is a
   read-modify-write under an exclusive ``flock`` on ``queue.lock`` and lands with an atomic
   replace (:func:`~tui_lab.atomic.atomic_write_json`), so the app, the CLI and the
   runner can all add or take entries at the same time without losing one.
@@ -79,11 +80,14 @@ def _write(runs_dir: Path, entries: list[dict[str, Any]]) -> None:
 
 
 def add(runs_dir: Path, experiment: str, config: Path, overrides: list[str] | None = None,
-        device: str = "auto") -> list[dict[str, Any]]:
-    """Append an entry; returns the queue after it."""
+        device: str = "auto", sweep: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Append an entry (``sweep``: its sweep record, see :mod:`tui_lab.config.sweep`); returns
+    the queue after it."""
     runs_dir = Path(runs_dir)
     entry = {"id": secrets.token_hex(4), "experiment": experiment, "config": str(Path(config).resolve()),
              "overrides": list(overrides or []), "device": device, "added_at": time.time()}
+    if sweep is not None:
+        entry["sweep"] = sweep
     with _flock(runs_dir / LOCK_FILE):
         entries = read_queue(runs_dir) + [entry]
         _write(runs_dir, entries)
@@ -257,7 +261,8 @@ def run_queue(runs_dir: Path, poll_s: float = 1.0) -> int:
             try:
                 run, proc = launch_detached(entry["experiment"], config=config, runs_dir=runs_dir,
                                             overrides=entry.get("overrides") or None,
-                                            device=entry.get("device") or "auto", cwd=config.parent)
+                                            device=entry.get("device") or "auto", cwd=config.parent,
+                                            sweep=entry.get("sweep") if isinstance(entry.get("sweep"), dict) else None)
             except OSError as exc:
                 _log(f"cannot start {entry['experiment']}: {exc}")
                 continue

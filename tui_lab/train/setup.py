@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_json
-from ..config import Experiment, TrainConfig, experiment_to_table, validate_experiment
+from ..config import Experiment, TrainConfig, experiment_to_table
+from ..config.load import experiment_of_table
 from ..runs.store import RUN_FORMAT, RunDir, create_run
 from .distributed import DistContext, local_main_first
 from .errors import TrainingError
@@ -36,9 +37,11 @@ def check_run_id(run_id: str) -> None:
                             "'_', '-' or '.', starting with a letter or digit (no '/', no '..')")
 
 
-def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) -> RunDir:
+def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None,
+              sweep: dict[str, Any] | None = None) -> RunDir:
     """Create the run folder for a new run (through the run store) and save the resolved
-    config and a ``starting`` ``run.json`` in it.
+    config (with the run's sweep record under ``sweep`` when it is part of a sweep, see
+    :mod:`tui_lab.config.sweep`) and a ``starting`` ``run.json`` in it.
 
     Raises:
         TrainingError: ``run_id`` is not a safe folder name.
@@ -47,7 +50,7 @@ def start_run(exp: Experiment, runs_dir: Path | str, run_id: str | None = None) 
     if run_id is not None:
         check_run_id(run_id)
     run = create_run(runs_dir, exp.name, run_id)
-    atomic_write_json(run.config_path, experiment_to_table(exp))
+    atomic_write_json(run.config_path, {**experiment_to_table(exp), **({"sweep": sweep} if sweep else {})})
     atomic_write_json(run.run_path, {"format": RUN_FORMAT, "experiment": exp.name, "run_id": run.run_id,
                                      "status": "starting", "created_at": time.time(), **process_identity()})
     return run
@@ -62,8 +65,7 @@ def experiment_of_run(run: RunDir) -> Experiment:
     table = run.read_config()
     if not table:
         raise TrainingError(f"{run.path}: not a run folder (no readable {run.config_path.name})")
-    table = {k: v for k, v in table.items() if k != "name"}
-    return validate_experiment(table, run.experiment, source=str(run.config_path))
+    return experiment_of_table(table, run.experiment, source=str(run.config_path))
 
 
 @dataclass

@@ -275,7 +275,8 @@ class MainScreen(Screen):
         except ImportError as exc:
             self.notify(f"results not available: {exc}", severity="error", markup=False)
             return
-        self.app.push_screen(ResultsScreen(self.app.runs_dir, self.cfg.settings.gpu_hour_price_usd))
+        self.app.push_screen(ResultsScreen(self.app.runs_dir, self.cfg.settings.gpu_hour_price_usd,
+                                           self.cfg.experiments))
 
     def action_mark(self) -> None:
         """Mark the selected run for the compare view, or unmark it (marks stay while other

@@ -18,14 +18,17 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ...results import FORMATS, format_cell, progression_table, render, runs_table
+from ...results.report import with_reference
 from ...results.tables import Table
 from ...runs.find import all_runs, resolve_run
 from ..messages import ProgressionLoaded, ResultsLoaded
 
-SHOWN = ["experiment", "run_id", "best_val_ppl", "best_val_loss", "status", "steps", "tokens_seen", "tokens_per_s",
+SHOWN = ["experiment", "run_id", "best_val_ppl", "seed_val_ppl", "delta_seed_val_ppl", "best_val_loss", "status", "steps", "tokens_seen", "tokens_per_s",
          "wall_time_s", "num_params", "dataset", "best_val_word_ppl", "chinchilla_ratio", "device", "cost_usd"]
 """The columns shown, most important first: the key figure (best val ppl) is on screen at
-80 columns; the rest scroll horizontally."""
+80 columns; the rest scroll horizontally. ``seed_val_ppl`` / ``delta_seed_val_ppl``: the seed
+log's perplexity and Δ, when the experiments file has ``reference`` tables
+(:func:`~tui_lab.results.report.with_reference`)."""
 
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "json": "json"}
 
@@ -86,10 +89,11 @@ class ResultsScreen(Screen):
     BINDINGS = [Binding("escape,r", "app.pop_screen", "Back"), Binding("e", "export", "Export"),
                 Binding("o", "sort", "Sort by column")]
 
-    def __init__(self, runs_dir: Path, price: float = 0.0):
+    def __init__(self, runs_dir: Path, price: float = 0.0, experiments: dict[str, Any] | None = None):
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.price = price
+        self.experiments = experiments  # name -> Experiment: the seed-log reference column
         self.table: Table | None = None
         self._reverse = False
         self._progression_key: str | None = None
@@ -109,7 +113,7 @@ class ResultsScreen(Screen):
     def load_table(self) -> None:
         """Build the runs table from every run folder (a thread worker)."""
         try:
-            table = runs_table(all_runs(self.runs_dir), self.price)
+            table = with_reference(runs_table(all_runs(self.runs_dir), self.price), self.experiments)
         except OSError as exc:
             self.post_message(ResultsLoaded(None, f"cannot read {self.runs_dir}: {exc}"))
             return
