@@ -176,3 +176,25 @@ def test_a_2x2_sweep_trains_through_the_queue_and_exports_seed_groups(tmp_path):
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError, TypeError):
                     pass
+
+
+async def test_w_in_the_app_queues_the_highlighted_experiments_sweep(tmp_path, monkeypatch, no_counts):
+    """`w` on the main screen queues the same grid as `tui-lab sweep` (the runner's start is
+    recorded, not run: this test trains nothing)."""
+    from textual.widgets import DataTable
+
+    from tui_lab.app.app import TuiLabApp
+    from waits import wait_for
+
+    started = []
+    monkeypatch.setattr(queue, "start_runner", lambda runs_dir, *a, **k: started.append(Path(runs_dir)) or True)
+    cfg = load_experiments(write_cfg(tmp_path))
+    app = TuiLabApp(cfg, runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query(DataTable), 30, "the main screen")
+        await pilot.press("w")
+        await wait_for(pilot, lambda: len(queue.read_queue(tmp_path / "runs")) == 4, 30, "four queued runs")
+    entries = queue.read_queue(tmp_path / "runs")
+    assert [e["sweep"]["overrides"] for e in entries] == [
+        {"train.lr": lr, "train.seed": s} for lr in (1e-3, 2e-3) for s in (0, 1)]
+    assert len({e["sweep"]["id"] for e in entries}) == 1 and started == [tmp_path / "runs"]

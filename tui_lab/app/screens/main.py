@@ -73,6 +73,8 @@ class MainScreen(Screen):
         Binding("s", "stop", "Stop", tooltip="Stop the selected run (checkpoint, then 'stopped')"),
         Binding("R", "resume", "Resume", key_display="R", tooltip="Resume the selected stopped run"),
         Binding("a", "enqueue", "Queue", tooltip="Add the highlighted experiment to the queue"),
+        Binding("w", "sweep", "Sweep", show=False,
+                tooltip="Queue one run per point of the highlighted experiment's [experiments.NAME.sweep] grid"),
         Binding("c", "chat", "Chat", tooltip="Chat with the selected run's best checkpoint"),
         Binding("r", "results", "Results", tooltip="Every run in a table; export"),
         Binding("q", "app.quit", "Quit", tooltip="Quit (training goes on)"),
@@ -254,6 +256,28 @@ class MainScreen(Screen):
         if self.scanner is not None:
             self.scanner.poke()
 
+    def action_sweep(self) -> None:
+        """Queue the highlighted experiment's sweep grid (``tui-lab sweep NAME``): every point is
+        validated first, then all are queued or none; the queue runner starts if none runs."""
+        from ...config import ConfigError
+        from ...config.sweep import enqueue_sweep, plan_sweep
+
+        name = self.highlighted_experiment()
+        if name is None:
+            return
+        try:
+            plan = plan_sweep(self.cfg, name)
+            entries = enqueue_sweep(plan, self.app.runs_dir, self.cfg.path)
+        except ConfigError as exc:
+            self.notify(str(exc), title="sweep", severity="warning", markup=False)
+            return
+        except OSError as exc:
+            self.notify(f"cannot queue the sweep of {name}: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"sweep {plan.id}: {len(entries)} runs of {name} queued", title="sweep", markup=False)
+        if self.scanner is not None:
+            self.scanner.poke()
+
     def action_chat(self) -> None:
         """Chat with the selected run's best checkpoint."""
         run = self.selected
@@ -310,6 +334,7 @@ class MainScreen(Screen):
         yield SystemCommand("Stop", "Stop the selected run gracefully (s)", self.action_stop)
         yield SystemCommand("Resume", "Resume the selected stopped run (R)", self.action_resume)
         yield SystemCommand("Queue", "Add the highlighted experiment to the queue (a)", self.action_enqueue)
+        yield SystemCommand("Sweep", "Queue the highlighted experiment's sweep grid (w)", self.action_sweep)
         yield SystemCommand("Chat", "Chat with the selected run's best checkpoint (c)", self.action_chat)
         yield SystemCommand("Results", "Result tables and export (r)", self.action_results)
         yield SystemCommand("Mark run", "Mark / unmark the selected run for the compare view (space)",
