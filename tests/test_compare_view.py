@@ -138,7 +138,7 @@ async def test_mark_compare_baseline_and_diff(tmp_path):
         await wait_for(pilot, lambda: screen.highlighted_experiment() == "alpha", what="alpha again")
         runs_table = screen.query_one("#runs", DataTable)
         await wait_for(pilot, lambda: runs_table.row_count == 2, what="alpha's runs")
-        assert [str(runs_table.get_row(str(r.path))[0]) for r in (a1, a2)] == [MARK, MARK]
+        assert [str(runs_table.get_row(str(r.path))[0])[0] for r in (a1, a2)] == [MARK, MARK]
         assert "3 marked" in str(screen.query_one("#runs-title").render())
 
         cmp = await open_compare(pilot, app)

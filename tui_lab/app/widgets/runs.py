@@ -1,5 +1,6 @@
 """Every run of the highlighted experiment, newest first; runs marked for the compare view
-(``space``) carry :data:`MARK` in the first column."""
+(``space``) carry :data:`MARK` at the start of their run label (no column of its own: the
+list must fit its 45 / 40 columns with an "interrupted" row and its perplexity)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.widgets import DataTable
 from ...runs.store import RunSummary
 from .format import fmt_ppl, status_style
 
-COLUMNS = (("", "mark"), ("run", "run"), ("status", "status"), ("step", "step"), ("best ppl", "ppl"))
+COLUMNS = (("run", "run"), ("status", "status"), ("step", "step"), ("best ppl", "ppl"))
 MARK = "●"
 """Shown beside a run marked for the compare view."""
 COMPACT_BELOW = 44
@@ -44,14 +45,13 @@ class RunsTable(DataTable):
 
     def _columns(self):
         if self.compact:
-            return [("", "mark"), ("run", "run"), ("status", "status"), ("ppl", "ppl")]
+            return [("run", "run"), ("status", "status"), ("ppl", "ppl")]
         return list(COLUMNS)
 
     def _cells(self, s: RunSummary) -> list[Text]:
         step = s.info.get("step")
         mark = str(s.run.path) in self.marked
-        cells = {"mark": Text(MARK if mark else " ", style="bold"),
-                 "run": Text(run_label(s.run.run_id)), "status": Text(s.status, style=status_style(s.status)),
+        cells = {"run": Text.assemble((MARK if mark else " ", "bold"), run_label(s.run.run_id)), "status": Text(s.status, style=status_style(s.status)),
                  "step": Text(f"{step:,}" if isinstance(step, int) else "-", justify="right"),
                  "ppl": Text(fmt_ppl(s.info.get("best_val_ppl")), justify="right")}
         return [cells[key] for _, key in self._columns()]
