@@ -36,6 +36,7 @@ class TuiLabApp(App):
         self.runs_dir = Path(runs_dir) if runs_dir else (base if base.is_absolute() else cfg.path.resolve().parent / base)
         self.sub_title = str(cfg.path)
         self.notifier: StateNotifier | None = None  # notifications on run state changes (app/notify.py)
+        self._last_scan = None  # the latest StoreScan, for the stall re-checks
         self.config_error: ConfigError | None = None  # set when the deferred validation fails
 
     def on_mount(self) -> None:
@@ -74,12 +75,21 @@ class TuiLabApp(App):
         """Every scan (bubbling up from the main screen): notify runs that changed state."""
         if not getattr(self.cfg, "validated", True):
             return  # the settings are read once the deferred validation has passed
+        self._last_scan = message.scan
         if self.notifier is None:
             s = self.cfg.settings
             self.notifier = StateNotifier(lambda text, title, severity: self.notify(
                 text, title=title, severity=severity, markup=False), self.bell if s.bell else None,
                 self.call_from_thread, s.alerts.stall_minutes)
+            # the scanner posts only when something changed, and a stall is the absence of change:
+            # look again on a timer (a third of the stall time, between 1 and 30 s)
+            self.set_interval(max(1.0, min(30.0, s.alerts.stall_minutes * 20.0)), self._recheck_stalls)
         self.notifier.update(message.scan)
+
+    def _recheck_stalls(self) -> None:
+        """Run the stall check again on the latest scan (no status changed: no notification)."""
+        if self.notifier is not None and self._last_scan is not None:
+            self.notifier.update(self._last_scan)
 
     @property
     def main(self) -> MainScreen:

@@ -54,6 +54,27 @@ def sample_tag(prompt: str) -> str:
     return "samples/" + (re.sub(r"[^A-Za-z0-9_.\- ]", "_", prompt).strip()[:60] or "prompt")
 
 
+def _quiet_writer_thread_errors() -> None:
+    """An error that kills tensorboardX's writer thread (a full disk) prints one line on stderr
+    instead of a traceback; every other thread keeps Python's default report. Installed once."""
+    import sys
+    import threading
+
+    if getattr(threading.excepthook, "_tui_lab", False):
+        return
+    default = threading.excepthook
+
+    def hook(args: "threading.ExceptHookArgs") -> None:
+        if type(args.thread).__module__.startswith("tensorboardX"):
+            print(f"warning: TensorBoard event files stopped: {args.exc_type.__name__}: {args.exc_value}",
+                  file=sys.stderr, flush=True)
+            return
+        default(args)
+
+    hook._tui_lab = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class TensorBoardWriter:
     """Writes metrics events into TensorBoard event files in ``logdir``.
 
@@ -65,12 +86,26 @@ class TensorBoardWriter:
         from tensorboardX import SummaryWriter
 
         Path(logdir).mkdir(parents=True, exist_ok=True)
+        _quiet_writer_thread_errors()
         self._w = SummaryWriter(logdir=str(logdir), purge_step=purge_step, flush_secs=10)
+
+    def _check_alive(self) -> None:
+        """tensorboardX writes from a background thread into a bounded queue: once that thread
+        has died (a full disk: ENOSPC), every further event would block the trainer forever on
+        the full queue. Raise instead, so the caller turns TensorBoard off for this run.
+
+        Raises:
+            OSError: the writer thread has stopped.
+        """
+        worker = getattr(getattr(getattr(self._w, "file_writer", None), "event_writer", None), "_worker", None)
+        if worker is not None and not worker.is_alive():
+            raise OSError("the TensorBoard event writer stopped (disk full?); no more events are written")
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind, step, wall = event.get("event"), event.get("step"), event.get("time")
         if not isinstance(step, int):
             return
+        self._check_alive()
         for key, tag in SCALARS.get(kind, ()):
             value = event.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -83,6 +118,11 @@ class TensorBoardWriter:
         self._w.flush()
 
     def close(self) -> None:
+        """Flush and close; skipped when the writer thread has died (closing would block)."""
+        try:
+            self._check_alive()
+        except OSError:
+            return
         self._w.close()
 
 
