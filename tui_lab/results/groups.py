@@ -28,6 +28,7 @@ from typing import Any
 
 from ..config.sweep import point_label
 from ..runs.store import RunDir
+from .compare import flatten_config as flatten  # one dotted-key flattener for the diff and the groups
 from .tables import RUN_COLUMNS, Column, Table, all_runs, run_record
 
 SEED_KEY = "train.seed"
@@ -97,18 +98,6 @@ class SeedGroup:
     def n(self) -> int:
         """How many runs the group holds."""
         return len(self.runs)
-
-
-def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config tables as ``section.key`` → value (``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``)."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def sweep_record(run: RunDir) -> dict[str, Any] | None:
