@@ -116,11 +116,9 @@ def test_hanging_command_and_unreachable_webhook_never_change_the_outcome(tmp_pa
     cfg = write_config(tmp_path, f'command = "touch {marker}; exec sleep 600"\nwebhook = "http://127.0.0.1:1/nothing"',
                        max_steps=10, eval_every=10)
     runs = tmp_path / "runs"
-    t0 = time.monotonic()
     p = train_proc(cfg, runs, "r")
-    out, err = p.communicate(timeout=300)
+    out, err = p.communicate(timeout=300)  # the hanging command (sleep 600) did not hold the run
     assert p.returncode == 0, err
-    assert time.monotonic() - t0 < 300
     run = RunDir(runs / "tiny" / "r")
     assert run.read_run()["status"] == "finished"
     assert marker.exists()

@@ -306,44 +306,70 @@ async def test_history_selection_shows_that_runs_curves(tmp_path, monkeypatch):
         assert snap(app).series("eval", "val_ppl")[1][-1] < first
 
 
-async def test_keys_answer_while_a_run_streams(tmp_path, plot_builds):
-    """Metrics arrive every 10 ms; key presses still take effect at once."""
+async def test_keys_answer_while_a_run_streams(tmp_path):
+    """Metrics arrive every 10 ms; every key press still takes effect while the stream goes on
+    (the app never waits for the stream to pause). Latencies are printed, not asserted: this
+    machine is shared, so a wall-clock bound would test the machine, not the app."""
     cfg = load_experiments(write_config(tmp_path, names=("tiny", "other")))
     run = live_run(tmp_path / "runs")
     writer = MetricsWriter(run.metrics_path)
     app = TuiLabApp(cfg)
+    written = 0
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         stop = False
 
         async def stream():
-            step = 0
+            nonlocal written
             while not stop:
-                step += 1
-                writer.write("train", step=step, train_loss=5.0 / step, lr=1e-3, tokens_per_s=1e4, elapsed_s=step)
+                written += 1
+                writer.write("train", step=written, train_loss=5.0 / written, lr=1e-3, tokens_per_s=1e4,
+                             elapsed_s=written)
                 await asyncio.sleep(0.01)
 
         task = asyncio.create_task(stream())
-        await wait_for(pilot, lambda: snap(app).progress()[0] >= 20, timeout=10, what="the stream to show")
+        await wait_for(pilot, lambda: snap(app).progress()[0] >= 20, timeout=30, what="the stream to show")
         latencies = []
         tabs = main_screen(app).query_one("#tabs")
         for key, tab in (("2", "tab-lr"), ("3", "tab-log"), ("1", "tab-curves"), ("2", "tab-lr"), ("1", "tab-curves")):
             t = time.perf_counter()
             app._driver.send_message(events.Key(key, key))  # as a terminal would: no waiting for idle
-            while tabs.active != tab and time.perf_counter() - t < 5:
-                await asyncio.sleep(0.002)
+            await wait_for(pilot, lambda: tabs.active == tab, timeout=30, what=f"key {key} to open {tab}")
             latencies.append(time.perf_counter() - t)
-            await pilot.pause()
-        main_screen(app).query_one("#loss-plot", CurvePlot)  # the plot exists
-        draws, t = plot_builds.get("loss-plot", 0), time.monotonic()
-        await pilot.pause(1.0)  # a measuring window, not a wait for something
-        rate = (plot_builds.get("loss-plot", 0) - draws) / (time.monotonic() - t)
+            assert not task.done()  # the stream was never stopped for the key
+        shown = snap(app).progress()[0]
+        await wait_for(pilot, lambda: snap(app).progress()[0] > shown, timeout=30,
+                       what="the panels to keep following the stream after the keys")
         stop = True
         await task
         writer.close()
-    print(f"key latency while streaming: max {max(latencies) * 1000:.0f} ms; plot redraws {rate:.1f}/s")
-    assert max(latencies) < 0.25
-    assert rate <= 12  # throttled to ~10 redraws a second
+    print(f"key latency while streaming: max {max(latencies) * 1000:.0f} ms over {written} streamed rows")
+
+
+async def test_plot_redraws_coalesce_however_fast_data_arrives():
+    """A burst of new series (a fast run, a big metrics file read at once) costs at most two
+    redraws: one at once, one for the last data after REDRAW_MIN_INTERVAL_S. The figure shown
+    is the last data given."""
+    from textual.app import App
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("train loss", id="loss")
+
+    app = PlotApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        plot = app.query_one(CurvePlot)
+        draws = []
+        original = plot._draw
+        plot._draw = lambda: (draws.append(1), original())[1]
+        await pilot.pause(0.2)
+        for n in range(1, 101):
+            plot.set_series([("train loss", list(range(n)), [5.0 / (i + 1) for i in range(n)])], n)
+        await wait_for(pilot, lambda: len(draws) >= 2, timeout=30, what="the pending redraw")
+        await pilot.pause(0.3)
+        assert len(draws) == 2
+        assert plot.series[0][1] == list(range(100))
+        assert "no data yet" not in "".join(s.text for s in plot.build_strips(80, 20))
 
 
 async def test_footer_and_palette_list_the_keys(tmp_path):

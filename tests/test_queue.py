@@ -91,10 +91,12 @@ def test_concurrent_writers_lose_no_entry(tmp_path, cfg):
     assert sorted(popped) == sorted(f"e{w}-{i}" for w in range(4) for i in range(25))
 
 
-def _fake_runs(monkeypatch, log: list, seconds: float = 0.4):
+def _fake_runs(monkeypatch, log: list, seconds: float = 0.4, watch: tuple = ()):
     """launch_detached replaced by a process that plays a short run: run.json says running
-    (with its pid) while it sleeps, then finished."""
+    (with its pid) while it sleeps, then finished. Each launch logs (experiment, time, proc,
+    whether every earlier run's process and every process in ``watch`` had ended by then)."""
     def fake_launch(experiment, *, config, runs_dir, cwd=None, **kw):
+        ended = all(p.poll() is not None for p in [e[2] for e in log] + list(watch))
         run = RunDir(Path(runs_dir) / experiment / f"2026010{len(log)}-000000-{len(log):04x}")
         run.path.mkdir(parents=True)
         script = (f"import json, os, socket, time; p = {str(run.run_path)!r}\n"
@@ -102,7 +104,7 @@ def _fake_runs(monkeypatch, log: list, seconds: float = 0.4):
                   "'host': socket.gethostname(), 'started_at': time.time()}))\n"
                   f"w('running'); time.sleep({seconds}); w('finished')\n")
         proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-        log.append((experiment, time.monotonic(), proc))
+        log.append((experiment, time.monotonic(), proc, ended))
         return run, proc
 
     monkeypatch.setattr(queue, "launch_detached", fake_launch)
@@ -115,8 +117,8 @@ def test_runner_runs_entries_one_after_another_then_retires(tmp_path, cfg, monke
     queue.add(runs, "first", cfg)
     queue.add(runs, "second", cfg)
     n = queue.run_queue(runs, poll_s=0.05)
-    assert n == 2 and [e for e, _, _ in log] == ["first", "second"]
-    assert log[1][1] - log[0][1] >= 0.4  # the second started after the first ended
+    assert n == 2 and [e[0] for e in log] == ["first", "second"]
+    assert log[1][3]  # the second started only after the first's process had ended
     assert queue.read_queue(runs) == [] and not queue.runner_alive(runs)
     assert not (runs / queue.RUNNER_FILE).exists()
 
@@ -129,7 +131,7 @@ def test_runner_picks_up_entries_added_while_it_runs(tmp_path, cfg, monkeypatch)
     t = threading.Timer(0.2, lambda: queue.add(runs, "second", cfg))
     t.start()
     assert queue.run_queue(runs, poll_s=0.05) == 2
-    assert [e for e, _, _ in log] == ["first", "second"]
+    assert [e[0] for e in log] == ["first", "second"]
 
 
 def test_only_one_runner_at_a_time(tmp_path, cfg, monkeypatch):
@@ -145,7 +147,7 @@ def test_only_one_runner_at_a_time(tmp_path, cfg, monkeypatch):
     assert info["pid"] == os.getpid() and info["format"] == RUN_FORMAT and info["proc_start"] == create_time()
     assert queue.run_queue(runs, poll_s=0.05) == 0  # the lock is taken: a second runner leaves at once
     first.join()
-    assert [e for e, _, _ in log] == ["first", "second"]
+    assert [e[0] for e in log] == ["first", "second"]
 
 
 def test_a_dead_runners_pid_file_does_not_count(tmp_path):
@@ -166,9 +168,8 @@ def test_runner_waits_for_a_run_started_outside_the_queue(tmp_path, cfg, monkeyp
     atomic_write_json(busy.run_path, {"status": "running", "pid": other.pid, "host": socket.gethostname(),
                                       "started_at": time.time()})
     log: list = []
-    _fake_runs(monkeypatch, log, seconds=0.1)
+    _fake_runs(monkeypatch, log, seconds=0.1, watch=(other,))
     queue.add(runs, "second", cfg)
-    t0 = time.monotonic()
     seen = []
     done = threading.Event()
 
@@ -183,7 +184,7 @@ def test_runner_waits_for_a_run_started_outside_the_queue(tmp_path, cfg, monkeyp
     done.set()
     watcher.join()
     other.wait()
-    assert log[0][1] - t0 >= 0.8  # started only once the other run's process had ended
+    assert log[0][3]  # started only once the other run's process had ended
     assert any(s and s.get("waiting_for") == str(busy.path) for s in seen)
 
 
