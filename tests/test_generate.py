@@ -60,7 +60,7 @@ class ScriptedModel(torch.nn.Module):
     def new_kv_cache(self, batch_size, device=None, dtype=None):
         return StubCache()
 
-    def forward(self, idx, kv_cache=None):
+    def forward(self, idx, kv_cache=None, logits_to_keep=0):
         B, T = idx.shape
         start = kv_cache.length if kv_cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -71,7 +71,7 @@ class ScriptedModel(torch.nn.Module):
             logits[:, t, self.script[(start + t + 1) % len(self.script)]] = 10.0
         if kv_cache is not None:
             kv_cache.length += T
-        return logits
+        return logits[:, -logits_to_keep:] if logits_to_keep else logits
 
 
 def scripted(script: str, **kw) -> Generator:

@@ -45,16 +45,35 @@ def test_static_cache_buffers_are_fixed_and_preallocated(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_static_cache_logits_equal_the_full_forward(kind):
+@pytest.mark.parametrize("capturable", [False, True])
+def test_static_cache_logits_equal_the_full_forward(kind, capturable):
     model = model_of(kind)
     x = torch.randint(0, 256, (2, 30))
     with torch.no_grad():
         full = model(x)
-        cache = model.new_kv_cache(2)
+        cache = model.new_kv_cache(2, capturable=capturable)
         parts = [model(x[:, :12], kv_cache=cache)]
         parts += [model(x[:, t : t + 1], kv_cache=cache) for t in range(12, 25)]
         parts.append(model(x[:, 25:], kv_cache=cache))
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-4, rtol=1e-4)
+
+
+def test_eager_static_cache_attends_the_filled_slots_and_capturable_all():
+    """Eager decoding reads keys [:length + T] (what the tokens so far cost); the capturable
+    mode reads all max_seq_len slots with the same mask (fixed shapes for a graph)."""
+    for capturable, expect in ((False, 11), (True, 32)):
+        cache = KVCache(1, 1, 2, 32, 4, 4, "cpu", torch.float32, capturable=capturable)
+        cache.positions(10)
+        cache.update(0, torch.zeros(1, 2, 10, 4), torch.zeros(1, 2, 10, 4))
+        cache.commit(10)
+        cache.advance(10)
+        cache.positions(1)
+        k, v, mask = cache.update(0, torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
+        assert k.shape[2] == v.shape[2] == expect and bool(k[0, 0, 10].eq(1).all())
+        if capturable:  # the slots after position 10 are masked out
+            assert bool(mask[0, :11].eq(0).all()) and bool(mask[0, 11:].eq(float("-inf")).all())
+        else:
+            assert mask is None  # one query over the filled slots sees every one
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -90,7 +109,7 @@ def test_one_decode_step_is_one_graph_at_every_position(kind):
     model = model_of(kind)
     rec = GraphRecorder()
     step = torch.compile(lambda tok, kv: model.step(tok, kv)[0, -1].argmax(), backend=rec, fullgraph=True)
-    eager_cache, cache = model.new_kv_cache(1), model.new_kv_cache(1)
+    eager_cache, cache = model.new_kv_cache(1), model.new_kv_cache(1, capturable=True)
     prompt = torch.randint(0, 256, (1, 7))
     with torch.no_grad():
         model(prompt, kv_cache=cache)
@@ -120,3 +139,18 @@ def test_generator_with_a_compiled_step_gives_the_same_tokens(kind, monkeypatch)
     again = gen.complete("abcdefghij", params)  # the same cache buffers, reset
     assert again.token_ids == eager.token_ids
     assert len(rec.graphs) == 1 and rec.graphs[0]  # one graph for every step, across slides and calls
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_logits_to_keep_gives_the_last_positions_logits(kind):
+    """A prompt's prefill computes the output layer for its last position only (the output
+    layer is most of a small model's cost); the logits are those of the full forward."""
+    model = model_of(kind)
+    x = torch.randint(0, 256, (2, 12))
+    with torch.no_grad():
+        full = model(x)
+        last = model(x, logits_to_keep=1)
+        cache = model.new_kv_cache(2)
+        cached = model(x, kv_cache=cache, logits_to_keep=3)
+    assert last.shape == (2, 1, 256) and torch.allclose(last, full[:, -1:], atol=1e-5)
+    assert cached.shape == (2, 3, 256) and torch.allclose(cached, full[:, -3:], atol=1e-5)

@@ -267,7 +267,7 @@ class Generator:
         state that would leak into the caller's code between tokens)."""
         with torch.no_grad():
             x = ids if isinstance(ids, torch.Tensor) else torch.tensor([ids], dtype=torch.long, device=self.device)
-            return self.model(x, kv_cache=cache)[0, -1].float()
+            return self.model(x, kv_cache=cache, logits_to_keep=1)[0, -1].float()
 
     def new_cache(self) -> Any:
         """A fresh KV cache for one sequence on this generator's device (None without one)."""
@@ -276,7 +276,7 @@ class Generator:
         if self.static_kv_cache and self.compile_step:
             # one cache for every call: a captured graph keeps reading and writing the same buffers
             if self._cache is None:
-                self._cache = self.model.new_kv_cache(1, device=self.device)
+                self._cache = self.model.new_kv_cache(1, device=self.device, capturable=True)
                 if self.device.type == "cuda":
                     for buf in (self._cache.k, self._cache.v, self._cache.pos, self._cache.key_pos):
                         torch._dynamo.mark_static_address(buf)

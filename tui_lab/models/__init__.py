@@ -52,8 +52,9 @@ def build_model(model_cfg: Mapping[str, Any] | Any) -> torch.nn.Module:
             rope_theta, pad_vocab_multiple) or a ``tui_lab.config.schema.ModelConfig``.
     Returns:
         a module with ``forward(idx: LongTensor[B, T], kv_cache=None) -> FloatTensor[B, T, vocab_size]``
-        (with ``targets=LongTensor[B, T]``: the mean cross-entropy, a float32 scalar),
-        ``new_kv_cache(batch_size, device=None, dtype=None, static=True) -> KVCache`` and ``.config``
+        (with ``targets=LongTensor[B, T]``: the mean cross-entropy, a float32 scalar; with
+        ``logits_to_keep=n``: the last n positions' logits ``[B, n, vocab_size]``),
+        ``new_kv_cache(batch_size, device=None, dtype=None, static=True, capturable=False) -> KVCache`` and ``.config``
         (the typed :class:`ModelConfig`, defaults filled in; ``build_model(model.config)``
         builds the same architecture). Parameters are created
         on the current default device (``with torch.device("meta"):`` for a free count).

@@ -174,27 +174,31 @@ class DeepSeekLM(nn.Module):
         with torch.no_grad():
             self.tok_emb.weight[V:].zero_()  # padding rows (none unless pad_vocab_multiple > 1)
 
-    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True) -> KVCache | SlicedKVCache:
+    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True,
+                     capturable: bool = False) -> KVCache | SlicedKVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens:
         shared keys ``[num_layers, batch_size, 1, max_seq_len, head_dim]`` and per-head values
         ``[num_layers, batch_size, num_heads, max_seq_len, head_dim]`` (see the class
-        docstring); the static :class:`KVCache` (default) or, ``static=False``, the sliced baseline."""
+        docstring); the static :class:`KVCache` (default) or, ``static=False``, the sliced baseline.
+        ``capturable=True``: the static cache's fixed-shape mode, for a compiled / CUDA-graph
+        decode step (see :class:`KVCache`)."""
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
+        kw = {"capturable": capturable} if static else {}
         cls = KVCache if static else SlicedKVCache
         return cls(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim, self.head_dim,
-                   device, dtype, k_heads=1)
+                   device, dtype, k_heads=1, **kw)
 
     def forward(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
-                targets: torch.Tensor | None = None) -> torch.Tensor:
+                targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
         check_positions(idx, kv_cache, self.max_seq_len)
-        out = self.step(idx, kv_cache, targets)
+        out = self.step(idx, kv_cache, targets, logits_to_keep)
         if kv_cache is not None:
             kv_cache.advance(idx.size(1))
         return out
 
     def step(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
-             targets: torch.Tensor | None = None) -> torch.Tensor:
+             targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
         """:meth:`forward` without the host-side checks and ``length`` count (device only;
         with the static cache a decode step can be captured in a CUDA graph; see
         :meth:`tui_lab.models.gpt.GPT.step`). RoPE rows are gathered at the cache's device positions."""
@@ -209,4 +213,6 @@ class DeepSeekLM(nn.Module):
             x = block(x, cos, sin, kv_cache, i)
         if kv_cache is not None:
             kv_cache.commit(T)
+        if logits_to_keep and targets is None:  # only the last positions' logits (a prompt's prefill)
+            x = x[:, -logits_to_keep:]
         return output_head(self.out_drop(self.norm(x)), self.tok_emb.weight, None, self.vocab_size, targets)

@@ -119,7 +119,9 @@ class GPT(nn.Module):
     ``0 … T-1`` with full causal attention; with a :class:`KVCache` they sit at
     ``kv_cache.length …``, their keys/values are written there and ``kv_cache.length``
     grows by T. :meth:`step` is the device-only part (what a CUDA graph captures).
-    ``forward(idx, targets=LongTensor[B, T])`` returns the mean cross-entropy instead
+    ``logits_to_keep=n`` (n > 0): logits of the last n positions only, ``[B, n, vocab_size]``
+    (a prompt's prefill needs one; the name is transformers'). ``forward(idx,
+    targets=LongTensor[B, T])`` returns the mean cross-entropy instead
     (float32 scalar, nats/token) without materialising the logits
     (:func:`~tui_lab.models.loss.linear_cross_entropy`).
 
@@ -172,29 +174,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True) -> KVCache | SlicedKVCache:
+    def new_kv_cache(self, batch_size: int, device=None, dtype=None, static: bool = True,
+                     capturable: bool = False) -> KVCache | SlicedKVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_seq_len`` tokens.
 
         Keys and values ``[num_layers, batch_size, num_heads, max_seq_len, head_dim]``,
         preallocated on ``device`` in ``dtype`` (default: the model's): the static
         :class:`KVCache` (default), or with ``static=False`` the sliced baseline.
+        ``capturable=True``: the static cache's fixed-shape mode, for a compiled / CUDA-graph
+        decode step (see :class:`KVCache`).
         """
         device = device or self.tok_emb.weight.device
         dtype = dtype or self.tok_emb.weight.dtype
+        kw = {"capturable": capturable} if static else {}
         cls = KVCache if static else SlicedKVCache
         return cls(self.num_layers, batch_size, self.num_heads, self.max_seq_len, self.head_dim,
-                   self.head_dim, device, dtype)
+                   self.head_dim, device, dtype, **kw)
 
     def forward(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
-                targets: torch.Tensor | None = None) -> torch.Tensor:
+                targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
         check_positions(idx, kv_cache, self.max_seq_len)
-        out = self.step(idx, kv_cache, targets)
+        out = self.step(idx, kv_cache, targets, logits_to_keep)
         if kv_cache is not None:
             kv_cache.advance(idx.size(1))
         return out
 
     def step(self, idx: torch.Tensor, kv_cache: AnyKVCache | None = None,
-             targets: torch.Tensor | None = None) -> torch.Tensor:
+             targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
         """:meth:`forward` without the host-side checks and the host ``length`` count: with
         the static :class:`KVCache` every operation stays on the device and every shape
         depends only on ``idx``'s, so a decode step (``idx [B, 1]``) can be captured in a
@@ -206,4 +212,6 @@ class GPT(nn.Module):
             x = block(x, kv_cache, i)
         if kv_cache is not None:
             kv_cache.commit(T)
+        if logits_to_keep and targets is None:  # only the last positions' logits (a prompt's prefill)
+            x = x[:, -logits_to_keep:]
         return output_head(self.ln_f(x), self.tok_emb.weight, self.out_bias, self.vocab_size, targets)
