@@ -50,3 +50,17 @@ def test_bench_json_is_alone_on_stdout_with_medians_of_three(tmp_path):
     if "reference_tokens_per_s" in train:  # transformers installed (the `bench` extra)
         assert len(train["reference_tokens_per_s_runs"]) == 3
         assert "static_vs_reference_generate" in decode and decode["reference_generate_tokens_per_s"] > 0
+
+
+def test_bench_startup_runs_both_apps_and_tui_lab_shows_its_first_frame_without_torch(tmp_path):
+    """`tui-lab bench` start-up part, run for real: both apps open headless in fresh
+    interpreters, alternating; tui-lab's first frame comes before torch and pydantic load."""
+    from tui_lab.bench.startup import bench_startup
+
+    (tmp_path / "experiments.toml").write_text(tiny_toml("demo"))
+    out = bench_startup(str(tmp_path / "experiments.toml"), repeats=2)
+    assert "startup_error" not in out, out.get("startup_error")
+    assert len(out["startup_first_frame_s_runs"]) == len(out["bare_textual_first_frame_s_runs"]) == 2
+    assert out["startup_ratio_vs_bare"] > 0
+    assert out["startup_imports_torch"] is False
+    assert out["startup_imports_pydantic_before_first_frame"] is False

@@ -39,7 +39,7 @@ import asyncio, sys
 from pathlib import Path
 import tui_lab.launch
 from tui_lab.config import load_experiments
-cfg = load_experiments(Path({config!r}), validate=False)
+cfg = load_experiments(Path(CONFIG_PATH), validate=False)
 from tui_lab.app.app import TuiLabApp
 import tui_lab.app.counts as _counts
 async def _no_counts(path): return {}
@@ -106,7 +106,7 @@ def bench_startup(config_path: str, repeats: int = STARTUP_REPEATS) -> dict[str,
     ours: dict[str, Any] = {}
     bare: dict[str, Any] = {}
     try:
-        runs = alternate({"tui_lab": lambda: _launch(_TUI_LAB.format(config=config_path), ours),
+        runs = alternate({"tui_lab": lambda: _launch(_TUI_LAB.replace("CONFIG_PATH", repr(config_path)), ours),
                           "bare": lambda: _launch(_BARE, bare)}, repeats)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         return {"startup_error": str(exc)[-300:]}
