@@ -39,13 +39,17 @@ class TuiLabApp(App):
         self._last_scan = None  # the latest StoreScan, for the stall re-checks
         self.config_error: ConfigError | None = None  # set when the deferred validation fails
 
+    def get_default_screen(self) -> MainScreen:
+        """The main screen is the app's default screen (the bottom of the stack: no blank
+        screen under it, and no second styling pass of a pushed screen before the first frame)."""
+        return MainScreen()
+
     def on_mount(self) -> None:
-        self.push_screen(MainScreen())
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
         """What the first frame did not wait for, in a thread: the schema validation the CLI
-        deferred (pydantic) and the plotting library. A bad file ends the app with exit code
+        deferred (pydantic; the main screen mounts its plots itself). A bad file ends the app with exit code
         2 and :func:`run_app` raises its :class:`ConfigError`, so the user gets the message a
         full load would have given."""
 
@@ -58,9 +62,6 @@ class TuiLabApp(App):
                     self.call_from_thread(self.exit, return_code=2)
                     return
                 self.call_from_thread(self._config_validated)
-            from .widgets.plots import warm_up
-
-            warm_up()
 
         self.run_worker(check, thread=True, group="config", name="validate experiments file")
 

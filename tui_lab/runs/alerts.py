@@ -33,8 +33,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,6 +142,9 @@ def _run_command(command: str, payload: dict[str, Any]) -> str | None:
 
 def _post_webhook(url: str, payload: dict[str, Any]) -> str | None:
     """POST the JSON; None on a 2xx answer, else what went wrong."""
+    import urllib.error  # here, not at the top: the app imports this module before its first frame
+    import urllib.request
+
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                  headers={"Content-Type": "application/json", "User-Agent": "tui-lab"})
     try:

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -209,6 +208,8 @@ def process_alive(info: dict[str, Any]) -> bool:
 
 def new_run_id() -> str:
     """``YYYYmmdd-HHMMSS-xxxx``: sortable by start time, unique across concurrent starts."""
+    import secrets  # here: the app imports this module before its first frame
+
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 

@@ -32,7 +32,7 @@ from ...runs.store import RunDir, RunSummary, Status, is_live
 from .. import counts
 from ..messages import RunUpdated, StoreScanned
 from ..watch import RunWatcher, StoreScanner
-from ..widgets import CurvePlot, ExperimentDetail, ExperimentTable, LogTail, RunsTable, RunStats, SamplesView
+from ..widgets import ExperimentDetail, ExperimentTable, LogTail, RunsTable, RunStats, SamplesView
 from ..widgets.runs import run_label
 
 TABS = {"tab-curves": "Curves", "tab-lr": "LR · tokens/s", "tab-log": "Log", "tab-samples": "Samples",
@@ -90,6 +90,13 @@ class MainScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
+        try:  # the breakpoint classes of the terminal's size now, so the first resize restyles nothing
+            width, height = self.app.size
+        except Exception:  # no running app (a test building the screen alone)
+            width = height = 0
+        if width:
+            self.add_class(next(c for w, c in reversed(self.HORIZONTAL_BREAKPOINTS) if width >= w), update=False)
+            self.set_class(width < MIN_PLOT_SIZE[0] or height < MIN_PLOT_SIZE[1], "-too-small", update=False)
         self.scan: StoreScan | None = None
         self.snapshot: RunSnapshot | None = None
         self.selected: RunDir | None = None
@@ -105,6 +112,7 @@ class MainScreen(Screen):
         self._reaper: Any = None  # a 1 s timer, only while launched processes live
         self._detail_key: object = None
         self._tab_drawn: dict[str, object] = {}
+        self.panels_ready = False  # the tabs' contents are mounted (right after the first frame)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -117,30 +125,21 @@ class MainScreen(Screen):
                 yield Static(id="queue")
             with Vertical(id="right"):
                 yield RunStats(id="stats")
-                yield ProgressBar(id="progress", show_eta=False)
-                with TabbedContent(id="tabs"):
+                with TabbedContent(id="tabs"):  # the panes' contents come right after the first frame
                     with TabPane("Curves", id="tab-curves"):
                         yield Static(too_small_text(), classes="too-small")
-                        with Horizontal(classes="plots"):
-                            yield CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot")
-                            yield CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot")
+                        yield Horizontal(classes="plots", id="curves-plots")
                     with TabPane("LR·tok/s", id="tab-lr"):
                         yield Static(too_small_text(), classes="too-small")
-                        with Horizontal(classes="plots"):
-                            yield CurvePlot("learning rate", short_title="lr", id="lr-plot")
-                            yield CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot")
-                    with TabPane("Log", id="tab-log"):
-                        yield LogTail(id="log")
-                    with TabPane("Samples", id="tab-samples"):
-                        yield SamplesView(id="samples")
+                        yield Horizontal(classes="plots", id="lr-plots")
+                    yield TabPane("Log", id="tab-log")
+                    yield TabPane("Samples", id="tab-samples")
                     with TabPane("Config", id="tab-detail"):
-                        with Vertical(id="detail-scroll"):
-                            yield ExperimentDetail(id="detail")
+                        yield Vertical(id="detail-scroll")
         yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         runs_dir = self.app.runs_dir
-        self.query_one("#progress", ProgressBar).display = False
         try:
             scan = scan_store(runs_dir)
         except Exception:  # unreadable runs folder: start empty, the scanner retries
@@ -156,6 +155,40 @@ class MainScreen(Screen):
         self.watcher.start()
         self.scanner.start()
         self.load_counts()
+        self.call_after_refresh(self.mount_panels)
+
+    async def mount_panels(self) -> None:
+        """The progress bar and the tabs' contents (the four plots, with textual-plotext; the
+        log, samples and config views), mounted right after the first frame, which does not
+        show them; then drawn from the current snapshot."""
+        from textual.widget import MountError
+
+        from ..widgets.plots import CurvePlot
+
+        try:
+            bar = ProgressBar(id="progress", show_eta=False)
+            bar.display = False
+            await self.query_one("#right").mount(bar, after="#stats")
+            await self.query_one("#curves-plots").mount(
+                CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot"),
+                CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot"))
+            await self.query_one("#lr-plots").mount(
+                CurvePlot("learning rate", short_title="lr", id="lr-plot"),
+                CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot"))
+            await self.query_one("#tab-log", TabPane).mount(LogTail(id="log"))
+            await self.query_one("#tab-samples", TabPane).mount(SamplesView(id="samples"))
+            await self.query_one("#detail-scroll").mount(ExperimentDetail(id="detail"))
+        except MountError:
+            if self.app.return_code is None:
+                raise
+            return  # the app is closing right after its first frame (a bad experiments file)
+        if self.app.return_code is not None:
+            return  # closing: the mounts above may have been undone
+        self.panels_ready = True
+        self._tab_drawn.clear()
+        self._detail_key = None
+        self.show_detail(self.highlighted_experiment())
+        self.draw(self.snapshot)
 
     def on_resize(self, event) -> None:
         w, h = event.size
@@ -499,7 +532,7 @@ class MainScreen(Screen):
         counts_row = self.counts.get(name or "", {})
         key = (name, validated, json.dumps(counts_row, sort_keys=True, default=str), self.counts_state,
                latest_info.get("num_params"), latest_info.get("train_tokens"))
-        if key == self._detail_key:
+        if key == self._detail_key or not self.panels_ready:
             return
         self._detail_key = key
         self.query_one("#detail", ExperimentDetail).show(name, exp, counts_row, latest_info,
@@ -541,6 +574,8 @@ class MainScreen(Screen):
         """The figures and progress bar always; the tabs' contents only for the tab in view
         (the others catch up when they are opened)."""
         self.query_one("#stats", RunStats).show(snap)
+        if not self.panels_ready:
+            return  # mount_panels draws it all
         bar = self.query_one("#progress", ProgressBar)
         step, total = snap.progress() if snap else (0, None)
         bar.display = total is not None
@@ -551,12 +586,14 @@ class MainScreen(Screen):
     def draw_tab(self, tab: str) -> None:
         snap = self.snapshot
         key = (str(snap.run.path), snap.version) if snap else None
-        if self._tab_drawn.get(tab, ()) == key:
+        if self._tab_drawn.get(tab, ()) == key or not self.panels_ready:
             return
         self._tab_drawn[tab] = key
 
         def series(event: str, name: str) -> tuple[list[float], list[float]]:
             return snap.series(event, name) if snap else ([], [])
+
+        from ..widgets.plots import CurvePlot  # imported once the panels are mounted
 
         if tab == "tab-curves":
             self.query_one("#loss-plot", CurvePlot).set_series(

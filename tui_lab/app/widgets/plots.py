@@ -43,12 +43,6 @@ def thin(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[lis
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-def warm_up() -> None:
-    """Called by the app in a thread after its first frame. This module imports textual-plotext
-    at the top (the crash-proof rebuild above subclasses its ``PlotextPlot``), so there is
-    nothing left to warm; kept as the app's hook for deferred plotting imports."""
-
-
 def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
