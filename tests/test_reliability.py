@@ -119,7 +119,9 @@ def test_sighup_to_the_app_leaves_training_running(tmp_path):
     runs = tmp_path / "runs"
     app_like = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from tui_lab.runs.launcher import launch_detached\n"
+         # SIGHUP's default action, as a terminal app has it (a test run under nohup would inherit "ignore")
+         "import signal, sys, time; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+         "from pathlib import Path; from tui_lab.runs.launcher import launch_detached\n"
          f"run, p = launch_detached('tiny', config=Path({str(cfg)!r}), runs_dir=Path({str(runs)!r}), device='cpu')\n"
          "print(run.path, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, start_new_session=True)

@@ -47,6 +47,16 @@ class TuiLabApp(App):
     def on_mount(self) -> None:
         self.call_after_refresh(self._after_first_frame)
 
+    def post_display_hook(self) -> None:
+        """After every displayed frame (Textual's hook): the main screen's first one starts
+        mounting what that frame did not show (:meth:`MainScreen.mount_panels`) at once,
+        rather than when the screen is next idle (a busy first second can delay that by
+        a few frames)."""
+        screen = self.screen
+        if isinstance(screen, MainScreen) and not screen.panels_started:
+            screen.panels_started = True
+            screen.call_next(screen.mount_panels)
+
     def _after_first_frame(self) -> None:
         """What the first frame did not wait for, in a thread: the schema validation the CLI
         deferred (pydantic; the main screen mounts its plots itself). A bad file ends the app with exit code

@@ -31,6 +31,7 @@ STARTUP_REPEATS = 5
 
 _FRAME_HOOK = """\
 def post_display_hook(self):  # Textual calls it after every screen update it displays
+    app_hook(self)  # the app's own hook first (tui-lab's mounts its panels after the first frame)
     if not getattr(self, "_bench_seen", False) and self.screen.children:
         self._bench_seen = True
         print("FRAME", time.perf_counter() - t0, "torch" in sys.modules, "pydantic" in sys.modules, flush=True)
@@ -47,6 +48,7 @@ from tui_lab.app.app import TuiLabApp
 import tui_lab.app.counts as _counts
 async def _no_counts(path): return {}
 _counts.experiment_counts = _no_counts  # the `tui-lab list --json` subprocess is not start-up
+app_hook = TuiLabApp.post_display_hook
 """ + _FRAME_HOOK + """\
 TuiLabApp.post_display_hook = post_display_hook
 async def main():
@@ -62,6 +64,7 @@ import time; t0 = time.perf_counter()
 import asyncio, sys
 from textual.app import App
 from textual.widgets import DataTable, Footer, Header, Static
+app_hook = App.post_display_hook
 """ + _FRAME_HOOK + """\
 class Bare(App):
     post_display_hook = post_display_hook

@@ -112,7 +112,8 @@ class MainScreen(Screen):
         self._reaper: Any = None  # a 1 s timer, only while launched processes live
         self._detail_key: object = None
         self._tab_drawn: dict[str, object] = {}
-        self.panels_ready = False  # the tabs' contents are mounted (right after the first frame)
+        self.panels_started = False  # the app calls mount_panels right after this screen's first frame
+        self.panels_ready = False  # ... and this is True once they are mounted
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -155,7 +156,6 @@ class MainScreen(Screen):
         self.watcher.start()
         self.scanner.start()
         self.load_counts()
-        self.call_after_refresh(self.mount_panels)
 
     async def mount_panels(self) -> None:
         """The progress bar and the tabs' contents (the four plots, with textual-plotext; the

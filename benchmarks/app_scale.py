@@ -1,0 +1,129 @@
+"""The app on a long finished run: time to show it and CPU while idle, 1,000 vs 100,000 events.
+
+    python benchmarks/app_scale.py [--repeats 3] [--idle-s 5] [--events 1000 100000]
+
+For each size a finished run folder is written once (``metrics.jsonl`` with one ``train`` event
+per step, an ``eval`` event every 100 steps, ``run.json`` "finished"). Each repetition opens the
+app headless (``App.run_test``, 120×40) in a fresh interpreter, alternating the sizes, and reports:
+
+* ``show_s``: seconds from the app object's creation to the selected run's panel holding its
+  last step (the snapshot read, the stats panel and the curves drawn from it);
+* ``idle_cpu_pct``: the process's CPU time (every thread: watchers, scanner, timers) over the
+  next ``--idle-s`` seconds of wall time, in percent of one core — a finished run should cost
+  nothing while it is only being looked at;
+* ``rss_mb``: resident memory after those seconds.
+
+Medians of the repetitions, min and max beside them; the ratio is show_s of the largest size
+over the smallest (target of issue 16: ≤ 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_CHILD = r"""
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from tui_lab.config import load_experiments
+from tui_lab.app.app import TuiLabApp
+import tui_lab.app.counts as counts
+
+async def no_counts(path):  # the `tui-lab list --json` subprocess is not what is measured
+    return {}
+counts.experiment_counts = no_counts
+cfg = load_experiments(Path(sys.argv[1]))
+steps, idle_s = int(sys.argv[2]), float(sys.argv[3])
+
+async def main():
+    t0 = time.perf_counter()
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        def shown():
+            try:
+                snap = app.main.snapshot
+            except LookupError:
+                return False
+            return snap is not None and snap.progress()[0] == steps and app.main.panels_ready
+        while not shown():
+            await pilot.pause(0.01)
+        await pilot.pause()
+        show_s = time.perf_counter() - t0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(idle_s)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"show_s": show_s, "idle_cpu_pct": 100 * cpu / wall, "rss_mb": rss_mb}))
+
+asyncio.run(main())
+"""
+
+
+def write_run(root: Path, steps: int) -> Path:
+    """An experiments file and one finished run of ``steps`` train events (eval every 100)."""
+    folder = root / f"n{steps}"
+    run = folder / "runs" / "demo" / "20260101-000000-aaaa"
+    run.mkdir(parents=True)
+    (folder / "experiments.toml").write_text(
+        '[settings]\nruns_dir = "runs"\n\n[experiments.demo]\ndescription = "scale"\n'
+        '[experiments.demo.model]\nkind = "gpt"\nvocab_size = 256\nmax_seq_len = 32\nd_model = 32\nnum_heads = 2\n'
+        'd_ff = 64\nnum_layers = 1\n[experiments.demo.data]\ndataset = "pydoc"\ntokenizer = "byte"\n'
+        f'[experiments.demo.train]\nbatch_size = 2\nlr = 1e-3\nmax_steps = {steps}\n')
+    with open(run / "metrics.jsonl", "w") as f:
+        t = 1_767_225_600.0
+        f.write(json.dumps({"event": "start", "time": t, "step": 0, "total_steps": steps}) + "\n")
+        for step in range(1, steps + 1):
+            f.write(json.dumps({"event": "train", "time": t + step * 0.1, "step": step, "train_loss": 5.0 - step / steps,
+                                "lr": 1e-3, "tokens_per_s": 1e4, "tokens_seen": step * 64,
+                                "elapsed_s": step * 0.1}) + "\n")
+            if step % 100 == 0:
+                f.write(json.dumps({"event": "eval", "time": t + step * 0.1, "step": step,
+                                    "val_loss": 5.0 - step / steps, "val_ppl": 150.0 - step / steps}) + "\n")
+    (run / "run.json").write_text(json.dumps({
+        "experiment": "demo", "run_id": run.name, "status": "finished", "started_at": 1_767_225_600.0,
+        "ended_at": 1_767_225_600.0 + steps * 0.1, "total_steps": steps, "step": steps,
+        "tokens_seen": steps * 64, "elapsed_s": steps * 0.1, "best_val_ppl": 149.0}))
+    return folder / "experiments.toml"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--idle-s", type=float, default=5.0)
+    ap.add_argument("--events", type=int, nargs="+", default=[1000, 100_000])
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        configs = {n: write_run(Path(tmp), n) for n in args.events}
+        results: dict[int, list[dict]] = {n: [] for n in args.events}
+        for _ in range(args.repeats):
+            for n, cfg in configs.items():  # alternating sizes
+                r = subprocess.run([sys.executable, "-c", _CHILD, str(cfg), str(n), str(args.idle_s)],
+                                   capture_output=True, text=True, timeout=600)
+                if r.returncode != 0:
+                    raise SystemExit(f"app on {n} events failed:\n{r.stderr[-2000:]}")
+                results[n].append(json.loads(r.stdout.strip().splitlines()[-1]))
+    print(f"load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}; "
+          f"{args.repeats} alternating repetitions; idle window {args.idle_s:g} s")
+    print("| train events | show the run (s) | idle CPU (% of a core) | max RSS (MB) |")
+    print("| ---: | ---: | ---: | ---: |")
+    med = {}
+    for n, rows in results.items():
+        cells = []
+        for key, fmt in (("show_s", ".3f"), ("idle_cpu_pct", ".1f"), ("rss_mb", ".0f")):
+            vals = [r[key] for r in rows]
+            med[(n, key)] = statistics.median(vals)
+            cells.append(f"{statistics.median(vals):{fmt}} [{min(vals):{fmt}} – {max(vals):{fmt}}]")
+        print(f"| {n:,} | " + " | ".join(cells) + " |")
+    lo, hi = min(args.events), max(args.events)
+    print(f"show time, {hi:,} ÷ {lo:,} events: {med[(hi, 'show_s')] / med[(lo, 'show_s')]:.2f}× (target ≤ 1.5)")
+
+
+if __name__ == "__main__":
+    main()
