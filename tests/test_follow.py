@@ -154,3 +154,38 @@ def test_a_finished_run_is_only_stat_ed_until_a_file_changes(tmp_path, monkeypat
     assert reads == []  # nothing read: one stat per file
     write(run, train(20))
     assert follower.poll() and follower.snapshot().progress()[0] == 20
+
+
+def test_the_followers_curves_are_the_events_series_however_they_arrive(tmp_path):
+    """The one-pass index (curves kept as events arrive, in chunks) equals reading every event
+    again with series_of: steps in order, non-finite values, bools, strings and missing keys
+    left out."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tui_lab.runs.follow import SERIES, series_of
+
+    value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.booleans(),
+                      st.text(max_size=2), st.none())
+    event = st.fixed_dictionaries({"event": st.sampled_from(["train", "eval", "sample", "start"]),
+                                   "step": st.integers(0, 10**6)},
+                                  optional={k: value for _, k in SERIES})
+    counter = iter(range(10**9))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(chunks=st.lists(st.lists(event, max_size=20), max_size=5))
+    def check(chunks):
+        run = RunDir(tmp_path / f"r{next(counter)}")
+        run.path.mkdir(parents=True)
+        follower = RunFollower(run)
+        written = []
+        for chunk in chunks:  # appended between two polls, as a live run's writer does
+            with open(run.metrics_path, "a") as fh:
+                fh.write("".join(json.dumps(e) + "\n" for e in chunk))
+            written += json.loads("[" + ",".join(json.dumps(e) for e in chunk) + "]")  # NaN as JSON reads it
+            follower.poll()
+        snap = follower.snapshot()
+        for event_kind, key in SERIES:
+            assert snap.series(event_kind, key) == series_of(written, event_kind, key)
+
+    check()

@@ -56,6 +56,17 @@ def test_read_jsonl_skips_garbled_lines_and_missing_file(tmp_path):
     assert read_jsonl(tmp_path / "absent.jsonl") == ([], 0)
 
 
+def test_read_jsonl_one_event_per_line_whatever_the_lines_hold(tmp_path):
+    """The whole chunk is parsed at once when every line is a JSON value; a line holding two
+    values, a blank line or a bare number never passes as events, and the order is kept."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step":1}\n{"step":2}, {"step":99}\n\n7\n{"step":3}\n')
+    events, offset = read_jsonl(path)
+    assert [e["step"] for e in events] == [1, 3] and offset == path.stat().st_size
+    path.write_text("".join(f'{{"event":"train","step":{i}}}\n' for i in range(1000)))
+    assert [e["step"] for e in read_jsonl(path)[0]] == list(range(1000))
+
+
 def test_write_atomic_leaves_old_file_when_the_write_fails(tmp_path):
     path = tmp_path / "run.json"
     atomic_write_json(path, {"status": "running"})
