@@ -127,12 +127,8 @@ class MainScreen(Screen):
             with Vertical(id="right"):
                 yield RunStats(id="stats")
                 with TabbedContent(id="tabs"):  # the panes' contents come right after the first frame
-                    with TabPane("Curves", id="tab-curves"):
-                        yield Static(too_small_text(), classes="too-small")
-                        yield Horizontal(classes="plots", id="curves-plots")
-                    with TabPane("LR·tok/s", id="tab-lr"):
-                        yield Static(too_small_text(), classes="too-small")
-                        yield Horizontal(classes="plots", id="lr-plots")
+                    yield TabPane("Curves", id="tab-curves")
+                    yield TabPane("LR·tok/s", id="tab-lr")
                     yield TabPane("Log", id="tab-log")
                     yield TabPane("Samples", id="tab-samples")
                     with TabPane("Config", id="tab-detail"):
@@ -169,12 +165,17 @@ class MainScreen(Screen):
             bar = ProgressBar(id="progress", show_eta=False)
             bar.display = False
             await self.query_one("#right").mount(bar, after="#stats")
-            await self.query_one("#curves-plots").mount(
-                CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot"),
-                CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot"))
-            await self.query_one("#lr-plots").mount(
-                CurvePlot("learning rate", short_title="lr", id="lr-plot"),
-                CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot"))
+            w, h = self.size
+            await self.query_one("#tab-curves", TabPane).mount(
+                Static(too_small_text(w, h), classes="too-small"),
+                Horizontal(CurvePlot("loss (nats/token)", short_title="loss", id="loss-plot"),
+                           CurvePlot("val perplexity", short_title="val ppl", ylog=True, id="ppl-plot"),
+                           classes="plots"))
+            await self.query_one("#tab-lr", TabPane).mount(
+                Static(too_small_text(w, h), classes="too-small"),
+                Horizontal(CurvePlot("learning rate", short_title="lr", id="lr-plot"),
+                           CurvePlot("tokens/s (per log window)", short_title="tokens/s", id="tps-plot"),
+                           classes="plots"))
             await self.query_one("#tab-log", TabPane).mount(LogTail(id="log"))
             await self.query_one("#tab-samples", TabPane).mount(SamplesView(id="samples"))
             await self.query_one("#detail-scroll").mount(ExperimentDetail(id="detail"))
