@@ -64,3 +64,28 @@ def test_bench_startup_runs_both_apps_and_tui_lab_shows_its_first_frame_without_
     assert out["startup_ratio_vs_bare"] > 0
     assert out["startup_imports_torch"] is False
     assert out["startup_imports_pydantic_before_first_frame"] is False
+
+
+def test_bench_decode_with_compile_times_the_compiled_static_step(monkeypatch):
+    """`--compile` adds the compiled decode step (the capturable static cache) beside the eager
+    figures; the step really goes through torch.compile (here with a backend that records the
+    graph and runs it eagerly, so the test does not wait for inductor)."""
+    import torch
+
+    from tui_lab.bench.decode import bench_decode
+    from tiny import TINY_MODEL
+
+    graphs = []
+
+    def recording_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend=recording_backend,
+                                                                         fullgraph=True))
+    out = bench_decode(TINY_MODEL, torch.device("cpu"), context=16, new_tokens=8, repeats=2, reference=False,
+                       compile=True)
+    assert len(out["kv_cache_compiled_tokens_per_s_runs"]) == 2 and out["kv_cache_compiled_tokens_per_s"] > 0
+    assert "compiled_vs_eager_static" in out and out["compile_s"] >= 0
+    assert len(graphs) == 1  # one graph, reused at every position of every repetition

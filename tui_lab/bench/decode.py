@@ -79,11 +79,13 @@ def _reference_measure(cfg: "ModelConfig", device: torch.device, prompt: list[in
 
 
 def bench_decode(cfg: "ModelConfig | dict[str, Any]", device: torch.device, context: int, new_tokens: int,
-                 repeats: int = MIN_REPEATS, reference: bool = True) -> dict[str, Any]:
+                 repeats: int = MIN_REPEATS, reference: bool = True, compile: bool = False) -> dict[str, Any]:
     """Greedy decode tokens/s after a ``context``-token prompt, medians of ``repeats``
     alternating repetitions: ``kv_cache`` (the static cache, tui-lab's default),
     ``sliced_cache`` (the previous cache), ``reference_generate`` (transformers, with its
-    cache) and ``no_cache``; ratios of the medians beside them."""
+    cache) and ``no_cache``; ratios of the medians beside them. ``compile``: also
+    ``kv_cache_compiled``, each one-token step through ``torch.compile`` (the capturable
+    static cache; CUDA graphs on a GPU), its one-time compilation in ``compile_s``."""
     from ..models import build_model, model_config
 
     cfg = model_config(cfg).model_copy(update={"dropout": 0.0})
@@ -101,6 +103,10 @@ def bench_decode(cfg: "ModelConfig | dict[str, Any]", device: torch.device, cont
         except Exception as exc:  # a transformers version that cannot build or run this shape
             out["reference"] = f"reference could not run: {type(exc).__name__}: {exc}"[:300]
     measures["no_cache"] = _tui_lab_measure(model, device, prompt, new_tokens, use_kv_cache=False)
+    if compile:
+        t = time.perf_counter()
+        measures["kv_cache_compiled"] = _tui_lab_measure(model, device, prompt, new_tokens, compile_step=True)
+        out["compile_s"] = round(time.perf_counter() - t, 1)  # the warm-up's compilation
     runs = alternate(measures, repeats)
     for label, values in runs.items():
         put(out, f"{label}_tokens_per_s", values)
@@ -108,4 +114,6 @@ def bench_decode(cfg: "ModelConfig | dict[str, Any]", device: torch.device, cont
     ratio(out, "static_vs_sliced_cache", runs["kv_cache"], runs["sliced_cache"], 3)
     if "reference_generate" in runs:
         ratio(out, "static_vs_reference_generate", runs["kv_cache"], runs["reference_generate"], 3)
+    if compile:
+        ratio(out, "compiled_vs_eager_static", runs["kv_cache_compiled"], runs["kv_cache"], 3)
     return out

@@ -27,7 +27,8 @@ def bench_cmd(
     skip: Optional[list[str]] = typer.Option(None, "--skip", metavar="PART", help="train, decode, tokenize or startup (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="torch CPU threads (default: torch's; 1 on a machine other jobs share)."),
-    compile: bool = typer.Option(False, "--compile", help="Also time tui-lab's model under torch.compile."),
+    compile: bool = typer.Option(False, "--compile", help="Also time tui-lab's model under torch.compile (training, "
+                                 "and each decode step with the static KV cache)."),
     as_json: bool = typer.Option(False, "--json", help="Print only one JSON line, every figure, on stdout (progress on stderr)."),
 ) -> None:
     """Training tokens/s and MFU vs transformers, decode tokens/s (static KV cache, the previous
@@ -70,7 +71,7 @@ def bench_cmd(
     if "decode" not in skip:
         say.print(f"decoding: {new_tokens} tokens after a {context}-token context, {repeats} repetitions …")
         result["decode"] = bench_decode(model_cfg, dev, min(context, exp.model.max_seq_len - new_tokens), new_tokens,
-                                        repeats)
+                                        repeats, compile=compile)
         _show(say, result["decode"])
     if "tokenize" not in skip:
         try:
