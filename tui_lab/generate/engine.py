@@ -8,7 +8,9 @@ the cost of a token does not grow with a recomputation of the whole sequence; wi
 the static one (:class:`tui_lab.models.KVCache`): a decode step feeds a reused ``[1, 1]``
 device tensor, greedy picks the token on the device, and the token is read back once per
 step (for streaming and the stop rules), so the step can be captured in a CUDA graph
-(``compile_step=True``).
+(``compile_step=True``, which uses the cache's fixed-shape ``capturable`` mode; eager steps
+attend only the filled slots). A prompt's prefill asks the model for its last position's
+logits only (``logits_to_keep=1``): the output layer is most of a small model's cost.
 
 The context window: the model sees ``ids[start:]``, at most ``max_seq_len`` tokens. When
 the next token would not fit, the window **slides**: it restarts from the last three
@@ -196,7 +198,8 @@ class Generator:
     """Generate from ``model`` with ``tokenizer`` on ``device``.
 
     Args:
-        model: a tui-lab model (``forward(idx, kv_cache=None)``, ``new_kv_cache``, ``config``).
+        model: a tui-lab model (``forward(idx, kv_cache=None, logits_to_keep=0)``, ``new_kv_cache``,
+            ``config``).
         tokenizer: ``encode``, ``decode_bytes`` and ``eot_token`` (see ``tui_lab.data``).
         use_kv_cache: decode with the model's KV cache (default) or recompute the window.
         static_kv_cache: the static cache (default; fixed shapes, device-side position, see
