@@ -805,3 +805,30 @@ async def test_plot_axes_one_point_and_integer_step_ticks():
         text = "\n".join(s.text for s in plot.build_strips(60, 20))
         x_labels = text.strip().split("\n")[-2].split()
         assert x_labels and all(re.fullmatch(r"[\d,]+", t) for t in x_labels), x_labels
+
+
+async def test_a_long_series_is_thinned_before_plotting_keeping_its_ends():
+    """100,000 steps reach plotext as at most MAX_POINTS evenly spaced points, first and last
+    step kept, non-finite values and (on a log axis) values <= 0 dropped."""
+    from textual.app import App
+
+    from tui_lab.app.widgets.plots import MAX_POINTS
+
+    class PlotApp(App):
+        def compose(self):
+            yield CurvePlot("train loss", id="lin")
+            yield CurvePlot("val ppl", ylog=True, id="log")
+
+    n = 100_000
+    xs = list(range(n))
+    ys = [float("nan") if i % 7 == 3 else (0.0 if i % 11 == 5 else 5.0 - i / n) for i in xs]
+    app = PlotApp()
+    async with app.run_test(size=(120, 40)):
+        for plot in app.query(CurvePlot):
+            plot.set_series([("s", xs, ys)], 1)
+            ((_, px, py),) = plot._points()
+            assert 100 <= len(px) <= MAX_POINTS and px[0] == 0 and px[-1] == n - 1
+            assert px == sorted(px) and all(math.isfinite(y) for y in py)
+            if plot.ylog:
+                assert all(y == pytest.approx(math.log10(5.0 - x / n)) for x, y in zip(px, py))
+            assert plot.error is None and len(plot.build_strips(60, 20)) == 20
