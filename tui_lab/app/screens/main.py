@@ -149,18 +149,22 @@ class MainScreen(Screen):
         if live:  # reattach: open on the run that is training now (the latest started, if several)
             table.highlight(max(live, key=lambda s: s.info.get("started_at") or 0).run.experiment)
         self.scanner = StoreScanner(runs_dir, lambda scan: self.post_message(StoreScanned(scan)))
-        self.watcher.start()
-        self.scanner.start()
         self.load_counts()
 
     async def mount_panels(self) -> None:
-        """The progress bar and the tabs' contents (the four plots, with textual-plotext; the
-        log, samples and config views), mounted right after the first frame, which does not
-        show them; then drawn from the current snapshot."""
+        """Right after the first frame (the app calls it from its ``post_display_hook``): start
+        the run watcher and the store scanner, mount the progress bar and the tabs' contents
+        (the four plots, with textual-plotext; the log, samples and config views), which that
+        frame does not show, and draw them from the current snapshot."""
         from textual.widget import MountError
 
         from ..widgets.plots import CurvePlot
 
+        # the threads start now: a long history read before the first frame would hold the GIL
+        # the frame needs (100,000 logged steps delayed it by ~0.4 s)
+        self.watcher.start()
+        if self.scanner is not None:
+            self.scanner.start()
         try:
             bar = ProgressBar(id="progress", show_eta=False)
             bar.display = False
@@ -421,6 +425,8 @@ class MainScreen(Screen):
         else:
             if self.snapshot is not None and self.snapshot.run.path != run.path:
                 self.snapshot = None
+            if self.snapshot is None:  # until the watcher has read it
+                self.query_one("#stats", RunStats).show(None, placeholder=f"reading {run.experiment}/{run.run_id} …")
             launched = self.launched.get(str(run.path))
             self.watcher.follow(run, proc if proc is not None else (launched.proc if launched else None))
 
