@@ -149,22 +149,21 @@ class MainScreen(Screen):
         if live:  # reattach: open on the run that is training now (the latest started, if several)
             table.highlight(max(live, key=lambda s: s.info.get("started_at") or 0).run.experiment)
         self.scanner = StoreScanner(runs_dir, lambda scan: self.post_message(StoreScanned(scan)))
+        # the threads start before the first frame: a long history is read while the frame is
+        # drawn (starting them after it showed a 100,000-step run 0.4 s later, measured)
+        self.watcher.start()
+        self.scanner.start()
         self.load_counts()
 
     async def mount_panels(self) -> None:
-        """Right after the first frame (the app calls it from its ``post_display_hook``): start
-        the run watcher and the store scanner, mount the progress bar and the tabs' contents
-        (the four plots, with textual-plotext; the log, samples and config views), which that
-        frame does not show, and draw them from the current snapshot."""
+        """Right after the first frame (the app calls it from its ``post_display_hook``): mount
+        the progress bar and the tabs' contents (the four plots, with textual-plotext; the log,
+        samples and config views), which that frame does not show, and draw them from the
+        current snapshot."""
         from textual.widget import MountError
 
         from ..widgets.plots import CurvePlot
 
-        # the threads start now: a long history read before the first frame would hold the GIL
-        # the frame needs (100,000 logged steps delayed it by ~0.4 s)
-        self.watcher.start()
-        if self.scanner is not None:
-            self.scanner.start()
         try:
             bar = ProgressBar(id="progress", show_eta=False)
             bar.display = False
