@@ -345,15 +345,18 @@ class RunFollower:
         curves: dict[str, list[tuple[str, list[float], list[float]]]] = {}
         for (event, key), (xs, ys) in self.curves.items():
             curves.setdefault(event, []).append((key, xs, ys))
+        lasts, curves_of, isfinite, number = self.lasts, curves.get, math.isfinite, _NUMBER  # locals: 100,000s of events
         for e in events:
             kind = e.get("event")
-            self.lasts[kind] = e
-            for key, xs, ys in curves.get(kind, ()):  # what append_points does, per event
+            lasts[kind] = e
+            for key, xs, ys in curves_of(kind, ()):  # what append_points does, per event
                 v = e.get(key)
-                if v.__class__ in _NUMBER and math.isfinite(v):  # _finite, inlined: 100,000s of events
+                if v.__class__ in number and isfinite(v):  # _finite, inlined
                     xs.append(e.get("step", 0))
                     ys.append(v)
-            if kind == "sample":
+            if kind == "train":  # the common case first
+                self.evaluation = None
+            elif kind == "sample":
                 self.recent_samples = (self.recent_samples + [e])[-MAX_SAMPLES:]
             elif kind == "eval_start":
                 total = e.get("tokens_total")
@@ -366,7 +369,7 @@ class RunFollower:
                     int(e.get("step") or 0), int(e.get("tokens_done") or 0),
                     total if isinstance(total, int) else (prev.tokens_total if prev else None),
                     prev.started_at if prev else None, prev.elapsed_s if prev else None, e.get("time"))
-            elif kind in ("eval", "train", "end", "resume", "start"):
+            elif kind in ("eval", "end", "resume", "start"):
                 self.evaluation = None
                 if kind == "eval" and _finite(e.get("eval_s")):
                     self.eval_times = (self.eval_times + [float(e["eval_s"])])[-MAX_EVAL_TIMES:]
