@@ -832,3 +832,34 @@ async def test_a_long_series_is_thinned_before_plotting_keeping_its_ends():
             if plot.ylog:
                 assert all(y == pytest.approx(math.log10(5.0 - x / n)) for x, y in zip(px, py))
             assert plot.error is None and len(plot.build_strips(60, 20)) == 20
+
+
+async def test_a_new_best_in_the_run_panel_reaches_the_tables_without_waiting_for_a_scan(tmp_path, monkeypatch):
+    """The panel reads run.json every 0.25 s, the tables at each store scan: when the selected
+    run's best val ppl moves on, the app rescans at once, so the screen never shows two
+    different "best" figures for long (the periodic scan is made 10 minutes here, so only that
+    rescan can update the table within the wait)."""
+    from tui_lab.app.screens import main as main_module
+    from tui_lab.app.watch import StoreScanner
+
+    class SlowScanner(StoreScanner):
+        def __init__(self, runs_dir, on_scan, every_s=600.0):
+            super().__init__(runs_dir, on_scan, every_s)
+
+    monkeypatch.setattr(main_module, "StoreScanner", SlowScanner)
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    atomic_write_json(run.run_path, {**run.read_run(), "best_val_ppl": 50.0})
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("train", step=10, train_loss=4.0, lr=1e-3, tokens_per_s=1e4, elapsed_s=1.0)
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        table = main_screen(app).query_one("#experiments", DataTable)
+        assert "50.00" in str(table.get_row("tiny")[3])
+        writer.write("eval", step=20, val_loss=3.6, val_ppl=36.6)
+        atomic_write_json(run.run_path, {**run.read_run(), "best_val_ppl": 36.6, "step": 20})
+        await wait_for(pilot, lambda: "36.60" in str(table.get_row("tiny")[3]), timeout=30,
+                       what="the table's best ppl to follow the panel")
+        assert "best 36.60" in stats_text(app)
+    writer.close()

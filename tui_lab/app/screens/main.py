@@ -566,6 +566,8 @@ class MainScreen(Screen):
             return
         snap = message.snapshot
         key = str(message.run.path)
+        if snap is not None:
+            self._scan_if_stale(snap)
         if snap is not None and key in self.resuming:
             proc = self.resuming[key]
             if is_live(snap.status) or proc.poll() is not None:
@@ -575,6 +577,17 @@ class MainScreen(Screen):
                 snap = self._as_resuming(snap)
         self.snapshot = snap
         self.draw(snap)
+
+    def _scan_if_stale(self, snap: RunSnapshot) -> None:
+        """The run panel reads run.json every 0.25 s, the tables every store scan (2 s): when the
+        selected run's status or best val ppl moved on, rescan now, so the experiments table,
+        the runs list and the panel never show two different "best" figures for long."""
+        if self.scanner is None or self.scan is None:
+            return
+        summary = next((r for r in self.scan.runs.get(snap.run.experiment, []) if r.run.path == snap.run.path), None)
+        if summary is not None and (summary.info.get("best_val_ppl") != snap.info.get("best_val_ppl")
+                                    or summary.info.get("status") != snap.info.get("status")):
+            self.scanner.poke()
 
     def draw(self, snap: RunSnapshot | None) -> None:
         """The figures and progress bar always; the tabs' contents only for the tab in view
