@@ -120,3 +120,29 @@ def test_tui_lab_opens_the_app_without_the_cli_and_reports_a_bad_file_like_the_c
     assert "error:" in app.stderr and "train.lr" in app.stderr and "Traceback" not in app.stderr
     # (without a terminal Textual draws on stderr too: compare from the error line on)
     assert app.stderr[app.stderr.rindex("error:"):].strip() == check.stderr[check.stderr.rindex("error:"):].strip()
+
+
+async def test_quitting_before_the_counts_come_leaves_no_subprocess(tmp_path):
+    """The parameter counts come from a `tui-lab list --json` subprocess (it imports torch: a
+    few seconds); quitting before it answers kills and reaps it instead of leaving it behind."""
+    import psutil
+
+    from waits import wait_for
+
+    def lists() -> list:
+        out = []
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if "list" in p.cmdline() and "--json" in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.Error:
+                pass
+        return out
+
+    path = tmp_path / "experiments.toml"
+    path.write_text(tiny_toml())
+    app = TuiLabApp(load_experiments(path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: lists(), timeout=30, what="the counts subprocess to start")
+        assert app.main.counts_state == "loading"
+    assert lists() == []

@@ -14,7 +14,8 @@ from typing import Any
 
 
 async def experiment_counts(config: Path) -> dict[str, dict[str, Any]]:
-    """``{name: row of tui-lab list --json}`` for the experiments file ``config``.
+    """``{name: row of tui-lab list --json}`` for the experiments file ``config``. Cancelled
+    (the app quits before the counts come), the subprocess is killed and reaped.
 
     Raises:
         OSError: the subprocess could not start.
@@ -23,7 +24,13 @@ async def experiment_counts(config: Path) -> dict[str, dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tui_lab", "list", "--json", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:  # the app is closing (or asked again): leave no process behind
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
     rows = json.loads(out or b"[]")
     if not isinstance(rows, list):
         raise ValueError("tui-lab list --json did not print a list")
