@@ -122,12 +122,22 @@ def test_tui_lab_opens_the_app_without_the_cli_and_reports_a_bad_file_like_the_c
     assert app.stderr[app.stderr.rindex("error:"):].strip() == check.stderr[check.stderr.rindex("error:"):].strip()
 
 
-async def test_quitting_before_the_counts_come_leaves_no_subprocess(tmp_path):
+async def test_quitting_before_the_counts_come_leaves_no_subprocess(tmp_path, monkeypatch):
     """The parameter counts come from a `tui-lab list --json` subprocess (it imports torch: a
-    few seconds); quitting before it answers kills and reaps it instead of leaving it behind."""
+    few seconds); quitting before it answers kills and reaps it instead of leaving it behind.
+    The subprocess here never answers (an interpreter that sleeps 10 minutes with the same
+    arguments), so only the kill can end it within the wait."""
+    import types
+
     import psutil
 
-    from waits import wait_for
+    from tui_lab.app import counts
+    from waits import wait_for, wait_until
+
+    sleeper = tmp_path / "python-that-sleeps"
+    sleeper.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(600)\n")
+    sleeper.chmod(0o755)
+    monkeypatch.setattr(counts, "sys", types.SimpleNamespace(executable=str(sleeper)))
 
     def lists() -> list:
         out = []
@@ -142,7 +152,11 @@ async def test_quitting_before_the_counts_come_leaves_no_subprocess(tmp_path):
     path = tmp_path / "experiments.toml"
     path.write_text(tiny_toml())
     app = TuiLabApp(load_experiments(path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: lists(), timeout=30, what="the counts subprocess to start")
-        assert app.main.counts_state == "loading"
-    assert lists() == []
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: lists(), timeout=30, what="the counts subprocess to start")
+            assert app.main.counts_state == "loading"
+        wait_until(lambda: not lists(), timeout=30, what="the counts subprocess to be killed")
+    finally:
+        for p in lists():
+            p.kill()
