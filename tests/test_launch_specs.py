@@ -74,7 +74,7 @@ def test_slurm_script_has_the_multinode_pattern(tmp_path, cfg):
     assert out.stat().st_mode & stat.S_IXUSR
     for line in ("#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
                  "#SBATCH --partition=gpu", "#SBATCH --time=02:00:00",
-                 'MASTER=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)'):
+                 'MASTER=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)'):
         assert line in text.splitlines(), (line, text)
     srun = next(line for line in text.splitlines() if line.startswith("srun "))
     for part in ('--nnodes "$SLURM_NNODES"', '--node-rank "$SLURM_NODEID"', '--rdzv-endpoint "$MASTER:29500"',
@@ -154,7 +154,7 @@ def test_skypilot_yaml_parses(tmp_path, cfg):
     assert task["num_nodes"] == 2 and task["resources"]["accelerators"] == "H100:8"
     assert task["setup"].strip() == "pip install -e ."
     run = task["run"]
-    assert 'head -n1' in run and "$SKYPILOT_NODE_IPS" in run
+    assert 'sed -n 1p' in run and "$SKYPILOT_NODE_IPS" in run
     for part in ('--nnodes "$SKYPILOT_NUM_NODES"', '--node-rank "$SKYPILOT_NODE_RANK"', "--nproc-per-node 8"):
         assert part in run
 

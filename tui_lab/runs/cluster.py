@@ -6,7 +6,7 @@ from the scheduler's environment, the pattern of torchtitan's and torchtune's mu
 SLURM scripts (one task per node, torchrun with the c10d rendezvous on each):
 
 - SLURM: ``srun`` starts one task per node; ``$SLURM_NNODES``, ``$SLURM_NODEID``, the head
-  node from ``scontrol show hostnames $SLURM_JOB_NODELIST | head -n1``, ``$SLURM_JOB_ID`` as
+  node from ``scontrol show hostnames $SLURM_JOB_NODELIST | sed -n 1p``, ``$SLURM_JOB_ID`` as
   the rendezvous id.
 - SkyPilot: the ``run`` section runs on every node with ``$SKYPILOT_NUM_NODES``,
   ``$SKYPILOT_NODE_RANK``, the head node's IP as the first line of ``$SKYPILOT_NODE_IPS``
@@ -94,7 +94,9 @@ def slurm_script(spec: TrainSpec, *, nodes: int, gpus_per_node: int, partition: 
              "# (c10d rendezvous at the first node) with --nproc-per-node workers. The runs folder",
              "# must be on a filesystem every node shares.",
              "set -euo pipefail",
-             'MASTER=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
+             "# sed, not head: head would exit after one line and, under pipefail, a SIGPIPE'd",
+             "# scontrol (more than one node) would end the job with 141",
+             'MASTER=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
              "export MASTER",
              "# single quotes: each task expands its own $SLURM_NODEID",
              "srun --kill-on-bad-exit=1 --ntasks-per-node=1 bash -c "
@@ -113,7 +115,7 @@ def skypilot_yaml(spec: TrainSpec, *, nodes: int, accelerators: str, workdir: Pa
 
     parse_accelerators(accelerators)
     run = "\n".join([
-        'MASTER=$(echo "$SKYPILOT_NODE_IPS" | head -n1)',
+        'MASTER=$(echo "$SKYPILOT_NODE_IPS" | sed -n 1p)',
         "exec " + spec.command("$SKYPILOT_NUM_NODES", "$SKYPILOT_NODE_RANK", "$MASTER",
                                "${SKYPILOT_TASK_ID:-tui-lab}"),
     ])
