@@ -213,6 +213,5 @@ class DeepSeekLM(nn.Module):
             x = block(x, cos, sin, kv_cache, i)
         if kv_cache is not None:
             kv_cache.commit(T)
-        if logits_to_keep and targets is None:  # only the last positions' logits (a prompt's prefill)
-            x = x[:, -logits_to_keep:]
-        return output_head(self.out_drop(self.norm(x)), self.tok_emb.weight, None, self.vocab_size, targets)
+        return output_head(self.out_drop(self.norm(x)), self.tok_emb.weight, None, self.vocab_size, targets,
+                           logits_to_keep)

@@ -212,6 +212,4 @@ class GPT(nn.Module):
             x = block(x, kv_cache, i)
         if kv_cache is not None:
             kv_cache.commit(T)
-        if logits_to_keep and targets is None:  # only the last positions' logits (a prompt's prefill)
-            x = x[:, -logits_to_keep:]
-        return output_head(self.ln_f(x), self.tok_emb.weight, self.out_bias, self.vocab_size, targets)
+        return output_head(self.ln_f(x), self.tok_emb.weight, self.out_bias, self.vocab_size, targets, logits_to_keep)

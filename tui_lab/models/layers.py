@@ -90,16 +90,19 @@ def padded_vocab_size(vocab_size: int, multiple: int) -> int:
 
 
 def output_head(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, vocab_size: int,
-                targets: torch.Tensor | None = None) -> torch.Tensor:
+                targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
     """The tied output projection: logits ``[B, T, vocab_size]`` or, with ``targets [B, T]``,
     the mean cross-entropy (a float32 scalar, nats/token) through the fused, chunked
     :func:`~tui_lab.models.loss.linear_cross_entropy`.
 
     ``weight [V_padded, d]`` / ``bias [V_padded]`` may hold padding rows past
     ``vocab_size``; the logits are cut back to ``vocab_size`` (a view, not contiguous when
-    padded), so the padding never reaches a loss or a sampler.
+    padded), so the padding never reaches a loss or a sampler. ``logits_to_keep=n`` (n > 0,
+    no targets): the logits of the last n positions only, ``[B, n, vocab_size]``.
     """
     if targets is not None:
         return linear_cross_entropy(h, weight, bias, targets, vocab_size)
+    if logits_to_keep:  # the last positions only (a prompt's prefill needs one)
+        h = h[:, -logits_to_keep:]
     logits = F.linear(h, weight, bias)
     return logits if logits.size(-1) == vocab_size else logits[..., :vocab_size]

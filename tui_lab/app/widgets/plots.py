@@ -190,7 +190,7 @@ class CurvePlot(PlotextPlot):
         limit = max(100, min(MAX_POINTS, 2 * max(1, self.size.width)))
         for label, xs, ys in self._series:
             n = min(len(xs), len(ys))
-            xs, ys = thin(list(xs[:n]), list(ys[:n]), limit)
+            xs, ys = thin(xs[:n], ys[:n], limit)
             pts = [(float(x), float(y)) for x, y in zip(xs, ys) if _finite(x) and _finite(y) and (not self.ylog or y > 0)]
             if self.ylog:
                 pts = [(x, math.log10(y)) for x, y in pts]
