@@ -21,6 +21,15 @@ import torch
 DEFAULT_CHUNK_ELEMENTS = 1 << 25
 """Logits per chunk (rows × V): 32 Mi floats = 128 MiB in float32, 668 rows at V = 50,257."""
 
+EXP_FLOOR = -87.0
+"""Shifted logits ``z − max(z)`` are raised to this before ``exp``. ``exp(−87.3)`` is float32's
+smallest normal number, so below the floor ``exp`` gives a denormal or 0, which cannot change a
+softmax denominator that is ≥ 1 (the max term) nor a probability by more than 1.2e-38. What it
+does change is speed: PyTorch's vectorised CPU ``exp`` leaves its fast path for such inputs —
+16–20 ns per element instead of 1.4–1.8 ns on a Zen 4 core — and models initialised as the seeds
+are (``nn.Embedding`` N(0, 1) tied to the head) have logits spread over hundreds of nats, so
+most of a chunk sat below it (a third of an exp3 training step on the CPU before the floor)."""
+
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
@@ -44,7 +53,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     z[:, vocab_size:] = float("-inf")
                 target_z = z.gather(1, tc[:, None]).squeeze(1)  # [rows]
                 top = z.amax(dim=-1, keepdim=True)  # [rows, 1], for a stable exp
-                g = z.sub_(top).exp_()  # exp(z - max), in place of the logits: one exp pass
+                g = z.sub_(top).clamp_min_(EXP_FLOOR).exp_()  # exp(z - max), in place of the logits
+                if vocab_size < g.size(1):
+                    g[:, vocab_size:] = 0.0  # padding: probability exactly 0 (the floor made it 1e-38)
                 denom = g.sum(dim=-1)  # [rows]
                 total += (denom.log() + top.squeeze(1) - target_z).sum()  # logsumexp(z) - z[target]
                 g.mul_((1.0 / (denom * n))[:, None])  # softmax / n
