@@ -11,8 +11,12 @@ app headless (``App.run_test``, 120×40) in a fresh interpreter, alternating the
   selected run's panels hold its last step (the snapshot read, the stats panel and the curves
   drawn from it) — what the user waits for;
 * ``after_frame_s``: the part of it after the app's first frame (reading the run);
+* ``curves_s``: seconds from the process's start to the first displayed frame whose snapshot
+  holds the whole history (the curves drawn from every event). A long history is shown from
+  its tail first (``runs/follow.py``), so for 100,000 events this comes after ``show_s``; for
+  a short one, and on trees before that change, it is the same frame;
 * ``settling_cpu_pct``: the process's CPU time (every thread: watchers, scanner, timers) over
-  the ``--idle-s`` seconds after that, in percent of one core (what is left of the work of
+  the ``--idle-s`` seconds after the curves are drawn, in percent of one core (what is left of the work of
   showing it: garbage collection, a last throttled redraw);
 * ``idle_cpu_pct``: the same over the next ``--idle-s`` seconds — a finished run should cost
   nothing while it is only being looked at;
@@ -48,7 +52,7 @@ counts.experiment_counts = no_counts
 cfg = load_experiments(Path(sys.argv[1]), validate=False)  # as `tui-lab` does: validated after the first frame
 steps, idle_s = int(sys.argv[2]), float(sys.argv[3])
 
-frame, shown_at = [], []
+frame, shown_at, curves_at = [], [], []
 app = None
 
 def shown():
@@ -58,6 +62,9 @@ def shown():
         return False
     return snap is not None and snap.progress()[0] == steps and getattr(app.main, "panels_ready", True)
 
+def complete():
+    return shown() and getattr(app.main.snapshot, "history_complete", True)
+
 app_hook = TuiLabApp.post_display_hook
 def hook(self):  # after every displayed frame: the first one, and the first that shows the run
     app_hook(self)
@@ -66,6 +73,8 @@ def hook(self):  # after every displayed frame: the first one, and the first tha
         frame.append(now)
     if not shown_at and shown():
         shown_at.append(now)
+    if not curves_at and complete():
+        curves_at.append(now)
 TuiLabApp.post_display_hook = hook
 
 async def main():
@@ -73,18 +82,18 @@ async def main():
     app = TuiLabApp(cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         deadline = time.perf_counter() + 300
-        while not shown_at:
+        while not curves_at:
             if time.perf_counter() > deadline:
                 raise SystemExit("the run was never shown")
             await pilot.pause(0.01)
-        show_s, after_frame_s = shown_at[0] - T0, shown_at[0] - frame[0]
+        show_s, after_frame_s, curves_s = shown_at[0] - T0, shown_at[0] - frame[0], curves_at[0] - T0
         pct = []
         for _ in range(2):  # the first window after the run is shown, then the next one
             cpu0, wall0 = time.process_time(), time.perf_counter()
             await asyncio.sleep(idle_s)
             pct.append(100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"show_s": show_s, "after_frame_s": after_frame_s, "settling_cpu_pct": pct[0],
+    print(json.dumps({"show_s": show_s, "after_frame_s": after_frame_s, "curves_s": curves_s, "settling_cpu_pct": pct[0],
                       "idle_cpu_pct": pct[1], "rss_mb": rss_mb}))
 
 asyncio.run(main())
@@ -138,20 +147,21 @@ def main() -> None:
                     results[n].append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"{args.repeats} alternating repetitions; idle window {args.idle_s:g} s")
-    print("| train events | launch → run shown (s) | of which after the first frame (s) | CPU the next "
-          f"{args.idle_s:g} s (% of a core) | CPU the {args.idle_s:g} s after (idle) | max RSS (MB) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| train events | launch → run shown (s) | of which after the first frame (s) | launch → whole curves "
+          f"(s) | CPU the next {args.idle_s:g} s (% of a core) | CPU the {args.idle_s:g} s after (idle) | max RSS (MB) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     med = {}
     for n, rows in results.items():
         cells = []
-        for key, fmt in (("show_s", ".3f"), ("after_frame_s", ".3f"), ("settling_cpu_pct", ".1f"),
+        for key, fmt in (("show_s", ".3f"), ("after_frame_s", ".3f"), ("curves_s", ".3f"), ("settling_cpu_pct", ".1f"),
                          ("idle_cpu_pct", ".1f"), ("rss_mb", ".0f")):
             vals = [r[key] for r in rows]
             med[(n, key)] = statistics.median(vals)
             cells.append(f"{statistics.median(vals):{fmt}} [{min(vals):{fmt}} – {max(vals):{fmt}}]")
         print(f"| {n:,} | " + " | ".join(cells) + " |")
     lo, hi = min(args.events), max(args.events)
-    print(f"show time, {hi:,} ÷ {lo:,} events: {med[(hi, 'show_s')] / med[(lo, 'show_s')]:.2f}× (target ≤ 1.5)")
+    print(f"show time, {hi:,} ÷ {lo:,} events: {med[(hi, 'show_s')] / med[(lo, 'show_s')]:.2f}× (target ≤ 1.5); "
+          f"whole curves: {med[(hi, 'curves_s')] / med[(lo, 'curves_s')]:.2f}×")
 
 
 if __name__ == "__main__":

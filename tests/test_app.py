@@ -863,3 +863,91 @@ async def test_a_new_best_in_the_run_panel_reaches_the_tables_without_waiting_fo
                        what="the table's best ppl to follow the panel")
         assert "best 36.60" in stats_text(app)
     writer.close()
+
+
+# ---------------------------------------------------------------------------- long histories
+def _long_finished_run(runs_dir: Path, steps: int) -> list[dict]:
+    run = live_run(runs_dir, status="finished")
+    atomic_write_json(run.run_path, {**run.read_run(), "total_steps": steps, "step": steps, "best_val_ppl": 30.0})
+    events = [{"event": "train", "time": T0 + s, "step": s, "epoch": 0, "train_loss": 9.0 - s / steps,
+               "lr": 1e-3, "tokens_seen": s * 256, "tokens_per_s": 2000.0, "elapsed_s": float(s)}
+              for s in range(1, steps + 1)]
+    events += [{"event": "eval", "time": T0 + steps, "step": steps, "val_loss": 3.4, "val_ppl": 30.0,
+                "elapsed_s": float(steps), "eval_s": 1.0}]
+    run.metrics_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return events
+
+
+@pytest.fixture
+def small_preview(monkeypatch):
+    """A history ≥ 40 kB is first read from its last 8 kB, then whole in 16 kB pieces."""
+    import tui_lab.runs.follow as follow
+
+    monkeypatch.setattr(follow, "PREVIEW_MIN_BYTES", 40_000)
+    monkeypatch.setattr(follow, "PREVIEW_TAIL_BYTES", 8_000)
+    monkeypatch.setattr(follow, "HISTORY_CHUNK_BYTES", 16_000)
+
+
+async def test_a_long_history_shows_its_figures_first_and_its_curves_once_read_whole(tmp_path, small_preview,
+                                                                                     monkeypatch):
+    """The run panel shows the last step of a long finished run from its tail; meanwhile the
+    plots say the history is being read (never a curve cut to its tail); then the whole curve."""
+    import tui_lab.app.watch as watch
+
+    monkeypatch.setattr(watch, "DISPLAY_WAIT_S", 60.0)  # only the app's "on screen" lets the watcher go on
+    cfg = load_experiments(write_config(tmp_path))
+    events = _long_finished_run(tmp_path / "runs", 3_000)
+    drawn = []
+    real_draw_tab = MainScreen.draw_tab
+
+    def draw_tab(self, tab):
+        real_draw_tab(self, tab)
+        if tab == "tab-curves" and self.snapshot is not None and self.panels_ready:
+            plot = self.query_one("#loss-plot", CurvePlot)
+            drawn.append((self.snapshot.history_complete, self.query_one("#stats", RunStats).plain(),
+                          plot.empty_message, [list(xs) for _, xs, _ in plot.series]))
+
+    monkeypatch.setattr(MainScreen, "draw_tab", draw_tab)
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: snap(app) is not None and snap(app).history_complete and drawn
+                       and drawn[-1][0], timeout=20, what="the whole history")
+        await pilot.pause()
+        partial = [d for d in drawn if not d[0]]
+        assert partial, "the tail was never shown on its own"
+        for _, stats, message, xs in partial:
+            assert "3,000/3,000" in stats and "30.00" in stats  # the last step and val ppl, from the tail
+            assert message.startswith("reading the run's history") and all(not x for x in xs)
+        steps = [e["step"] for e in events if e["event"] == "train"]
+        assert drawn[-1][3][0] == steps  # then every step of the curve
+        assert "3,000/3,000" in stats_text(app)
+
+
+def test_the_watcher_reads_a_long_history_after_its_tail_is_on_screen(tmp_path, small_preview, monkeypatch):
+    """With wait_for_display, the watcher posts the tail and reads no further until told that
+    it is on screen (so reading 100,000 events never delays that frame); then the rest."""
+    import threading
+
+    import tui_lab.app.watch as watch
+
+    monkeypatch.setattr(watch, "DISPLAY_WAIT_S", 60.0)
+    _long_finished_run(tmp_path / "runs", 3_000)
+    run = RunDir(tmp_path / "runs" / "tiny" / "20260103-000000-cccc")
+    posted, whole = [], threading.Event()
+
+    def on_update(r, s):
+        posted.append(s)
+        if s is not None and s.history_complete:
+            whole.set()
+
+    watcher = watch.RunWatcher(on_update, wait_for_display=True)
+    watcher.follow(run)
+    watcher.start()
+    try:
+        assert not whole.wait(1.0)  # the tail is posted, the rest waits for the display
+        assert len(posted) == 1 and not posted[0].history_complete and posted[0].progress() == (3_000, 3_000)
+        watcher.displayed()
+        assert whole.wait(30)
+        assert len(posted[-1].series("train", "train_loss")[0]) == 3_000
+    finally:
+        watcher.stop()

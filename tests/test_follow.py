@@ -189,3 +189,136 @@ def test_the_followers_curves_are_the_events_series_however_they_arrive(tmp_path
             assert snap.series(event_kind, key) == series_of(written, event_kind, key)
 
     check()
+
+
+def _long_history(run: RunDir, steps: int, eval_every: int = 50, sample_every: int = 200,
+                  end: bool = True) -> list[dict]:
+    events: list[dict] = [{"event": "start", "time": T0, "format": 2, "step": 0, "total_steps": steps}]
+    for s in range(1, steps + 1):
+        events.append({**train(s), "train_loss": 10.0 / s ** 0.5, "lr": 1e-3 * (1 - s / (steps + 1))})
+        if s % eval_every == 0:
+            events.append({"event": "eval", "time": T0 + s * 0.1, "step": s, "val_loss": 3.0 + 1 / s,
+                           "val_ppl": 20.0 + 1 / s, "eval_s": 1.0 + s / 1e4, "elapsed_s": s * 0.1})
+        if s % sample_every == 0:
+            events.append({"event": "sample", "step": s, "text": f"sample at {s}"})
+    if end:
+        events.append({"event": "end", "time": T0 + steps * 0.1 + 1, "step": steps, "status": "finished"})
+    write(run, *events)
+    return events
+
+
+def _panel_figures(snap) -> tuple:
+    """What the run panel shows (widgets/stats.py reads these)."""
+    return (snap.progress(), snap.last("train"), snap.last("eval"), snap.elapsed_s(), snap.tokens_per_s(),
+            snap.eval_seconds(), snap.train_seconds_per_step())
+
+
+@pytest.fixture
+def small_preview(monkeypatch):
+    """The two-pass read at a size a test writes in milliseconds: a history ≥ 40 kB is first
+    read from its last 8 kB, then whole in 16 kB pieces."""
+    import tui_lab.runs.follow as follow
+
+    monkeypatch.setattr(follow, "PREVIEW_MIN_BYTES", 40_000)
+    monkeypatch.setattr(follow, "PREVIEW_TAIL_BYTES", 8_000)
+    monkeypatch.setattr(follow, "HISTORY_CHUNK_BYTES", 16_000)
+
+
+def test_a_long_history_is_shown_from_its_tail_then_read_whole(tmp_path, small_preview, monkeypatch):
+    """The first poll of a long finished run gives every figure the panels show, from the
+    tail alone (the same figures as reading it all: the tail holds the latest evaluations the
+    evaluation time is averaged over); the samples are the latest ones the tail holds; the
+    curves come once the whole history is read, in pieces, and equal reading it in one go."""
+    import tui_lab.runs.follow as follow
+    from tui_lab.runs.follow import SERIES, series_of
+
+    run = make_run(tmp_path, status="finished", total=2_000)
+    events = _long_history(run, 2_000, eval_every=8, sample_every=20)
+    assert run.metrics_path.stat().st_size > 5 * follow.HISTORY_CHUNK_BYTES
+    follower = RunFollower(run)
+    assert follower.poll()
+    first = follower.snapshot()
+    assert not first.history_complete and follower.catching_up
+    assert 0 < len(first.events) < len(events) / 10  # the tail only
+    assert first.history_total_bytes == run.metrics_path.stat().st_size
+    polls = 0
+    while follower.catching_up:
+        follower.poll()
+        polls += 1
+        assert polls < 100
+    assert polls > 3  # in pieces, not one parse of the whole file
+    whole = follower.snapshot()
+    assert whole.history_complete and whole.version > first.version
+    monkeypatch.setattr(follow, "PREVIEW_MIN_BYTES", 1 << 40)  # the one-pass read, for reference
+    _, reference = snapshot(run)
+    assert reference.history_complete
+    assert _panel_figures(first) == _panel_figures(whole) == _panel_figures(reference)
+    assert first.progress() == (2_000, 2_000) and first.samples()[-1]["text"] == "sample at 2000"
+    assert first.samples() == whole.samples()[-len(first.samples()):] and whole.samples() == reference.samples()
+    for kind, key in SERIES:
+        assert whole.series(kind, key) == reference.series(kind, key) == series_of(events, kind, key)
+    assert list(whole.events) == events
+    assert not follower.poll()  # then one stat per file, as for any finished run
+
+
+def test_lines_appended_while_a_long_history_is_read_come_after_it_once(tmp_path, small_preview):
+    run = make_run(tmp_path, status="running", total=3_000)
+    events = _long_history(run, 1_000, end=False)
+    follower = RunFollower(run)
+    follower.poll()
+    assert follower.catching_up
+    more = [train(s) for s in range(1_001, 1_011)]
+    write(run, *more)  # the writer goes on meanwhile
+    for _ in range(100):
+        follower.poll()
+        if not follower.catching_up:
+            break
+    follower.poll()
+    snap = follower.snapshot()
+    assert snap.history_complete
+    assert list(snap.events) == events + more  # each line once, in order
+    assert snap.progress()[0] == 1_010
+
+
+def test_a_resume_inside_a_long_history_is_collapsed_after_the_whole_read(tmp_path, small_preview):
+    from tui_lab.runs.store import collapse_resumes
+
+    run = make_run(tmp_path, status="finished", total=1_500)
+    events = _long_history(run, 800, end=False)
+    resumed = [{"event": "resume", "time": T0 + 500, "step": 600}] + [
+        {**train(s), "train_loss": 1.0} for s in range(601, 1_501)]
+    write(run, *resumed)
+    follower = RunFollower(run)
+    follower.poll()
+    while follower.catching_up:
+        follower.poll()
+    snap = follower.snapshot()
+    expected = collapse_resumes(events + resumed)
+    assert list(snap.events) == expected
+    steps, _ = snap.series("train", "train_loss")
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) == 1_500  # no step twice after the resume
+
+
+def test_read_jsonl_in_pieces_and_from_the_tail_gives_the_same_lines(tmp_path):
+    from tui_lab.runs.store import read_jsonl, read_jsonl_tail
+
+    path = tmp_path / "m.jsonl"
+    lines = [{"i": i, "pad": "x" * (i % 37)} for i in range(500)] + [{"i": 500, "pad": "y" * 5_000}]
+    lines += [{"i": i} for i in range(501, 600)]
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines) + '{"partial": ')  # a writer mid-line
+    whole, end = read_jsonl(path)
+    assert whole == lines and end == path.stat().st_size - len('{"partial": ')
+    got, offset = [], 0
+    while True:
+        new, nxt = read_jsonl(path, offset, max_bytes=1_000)  # one line is 5 kB: read whole
+        if nxt == offset:
+            break
+        got += new
+        offset = nxt
+    assert got == lines and offset == end
+    for n in (10, 1_000, 6_000, 10**6):
+        tail, tail_end = read_jsonl_tail(path, n)
+        assert tail_end == end
+        assert tail == lines[len(lines) - len(tail):]  # a suffix: the line the window starts in is dropped
+    assert len(read_jsonl_tail(path, 10**6)[0]) == len(lines)
+    assert read_jsonl_tail(tmp_path / "missing.jsonl", 100) == ([], 0)

@@ -51,11 +51,16 @@ class TuiLabApp(App):
         """After every displayed frame (Textual's hook): the main screen's first one starts
         mounting what that frame did not show (:meth:`MainScreen.mount_panels`) at once,
         rather than when the screen is next idle (a busy first second can delay that by
-        a few frames)."""
+        a few frames). It also tells the run watcher when the tail of a long history it posted
+        is on screen, so that it reads the rest only then."""
         screen = self.screen
-        if isinstance(screen, MainScreen) and not screen.panels_started:
-            screen.panels_started = True
-            screen.call_next(screen.mount_panels)
+        if isinstance(screen, MainScreen):
+            if not screen.panels_started:
+                screen.panels_started = True
+                screen.call_next(screen.mount_panels)
+            if screen.tail_on_screen_pending:
+                screen.tail_on_screen_pending = False
+                screen.watcher.displayed()
 
     def _after_first_frame(self) -> None:
         """What the first frame did not wait for, in a thread: the schema validation the CLI

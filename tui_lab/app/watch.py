@@ -34,6 +34,9 @@ SCAN_S = 2.0
 """Seconds between two scans of every run's ``run.json``."""
 TICK_S = 1.0
 """A live run is re-posted at least this often, so elapsed time and GPU figures tick."""
+DISPLAY_WAIT_S = 1.0
+"""The longest a watcher made with ``wait_for_display`` waits for a long history's tail to be
+on screen before it reads the rest (see :meth:`RunWatcher.displayed`)."""
 
 
 class _Loop(threading.Thread):
@@ -62,7 +65,11 @@ class RunWatcher(_Loop):
     (``(None, None)`` when no run is selected)."""
 
     def __init__(self, on_update: Callable[[RunDir | None, RunSnapshot | None], None], poll_s: float = POLL_S,
-                 idle_poll_s: float = IDLE_POLL_S):
+                 idle_poll_s: float = IDLE_POLL_S, wait_for_display: bool = False):
+        """``wait_for_display``: after posting the tail of a long history, read the rest only
+        once :meth:`displayed` is called (or after :data:`DISPLAY_WAIT_S`): the UI thread shares
+        the interpreter lock, and reading 100,000 events beside it would hold back the very
+        frame that shows the tail's figures."""
         super().__init__("run watcher")
         self._on_update = on_update
         self.poll_s = poll_s
@@ -70,12 +77,23 @@ class RunWatcher(_Loop):
         self._want: tuple[RunDir | None, subprocess.Popen | None] = (None, None)
         self._want_seq = 0
         self.gpu = Gpu()
+        self.wait_for_display = wait_for_display
+        self._displayed = threading.Event()
+
+    def displayed(self) -> None:
+        """The UI has put the posted tail of a long history on screen (any thread)."""
+        self._displayed.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._displayed.set()
 
     def follow(self, run: RunDir | None, proc: subprocess.Popen | None = None) -> None:
         """Watch ``run`` from now on (called from the UI thread; returns at once)."""
         self._want = (run, proc)
         self._want_seq += 1
         self._wake.set()
+        self._displayed.set()  # no waiting for a run no longer wanted
 
     def run(self) -> None:
         follower: RunFollower | None = None
@@ -83,6 +101,7 @@ class RunWatcher(_Loop):
         last_post = 0.0
         gpu_line: str | None = None
         last_gpu = 0.0
+        preview_posted = False
         while not self._stop.is_set():
             if self._want_seq != seen_seq:
                 seen_seq = self._want_seq
@@ -94,6 +113,7 @@ class RunWatcher(_Loop):
                     follower = RunFollower(run, proc)
                     gpu_line, last_gpu = None, 0.0
                     last_post = 0.0
+                    preview_posted = False
             live = False
             if follower is not None:
                 try:
@@ -112,7 +132,19 @@ class RunWatcher(_Loop):
                     gpu_line = None
                 if changed or last_post == 0.0 or (live and now - last_post >= TICK_S):
                     last_post = now
-                    self._on_update(follower.run, follower.snapshot(gpu_line))
+                    snap = follower.snapshot(gpu_line)
+                    first_preview = not snap.history_complete and not preview_posted
+                    if first_preview:
+                        preview_posted = True
+                        self._displayed.clear()
+                    self._on_update(follower.run, snap)
+                    if first_preview and self.wait_for_display:
+                        self._displayed.wait(DISPLAY_WAIT_S)
+            if follower is not None and follower.catching_up:
+                # a long history is being read behind its tail: the next piece almost at once (the
+                # pause lets a key press through between two pieces)
+                self._sleep(0.001)
+                continue
             self._sleep(self.poll_s if live else self.idle_poll_s)
 
 

@@ -27,9 +27,19 @@ from typing import Any
 from . import queue
 from .find import list_runs
 from .metrics import tokens_per_second
-from .store import RunDir, RunSummary, Status, collapse_resumes, is_live, read_json, read_jsonl
+from .store import RunDir, RunSummary, Status, collapse_resumes, is_live, read_json, read_jsonl, read_jsonl_tail
 
 LOG_TAIL_BYTES = 6144
+PREVIEW_MIN_BYTES = 4 << 20
+"""A ``metrics.jsonl`` at least this big (≈ 25,000 events) is first shown from its tail: the
+panels' figures at once, the curves once the whole history is read (see :class:`RunFollower`)."""
+PREVIEW_TAIL_BYTES = 256 << 10
+"""The tail read for that first view (≈ 1,500 events: every figure the panels show)."""
+HISTORY_CHUNK_BYTES = 2 << 20
+"""The whole history is read this many bytes per poll (≈ 12,000 events, ≈ 50 ms of parsing and
+indexing on a 2-core machine), so a key press waits at most that long for the interpreter
+lock; smaller pieces made the whole read take longer (512 kB: 1.6–1.7 s instead of ≈ 1 s to
+the curves of 100,000 events, benchmarks/app_scale.py)."""
 MAX_SAMPLES = 8
 MAX_EVAL_TIMES = 5
 """The ETA uses the mean duration of the latest this-many evaluations."""
@@ -103,6 +113,9 @@ class RunSnapshot(RunSummary):
     eval_every: int | None = None
     eval_times: tuple[float, ...] = ()  # seconds the latest evaluations took (eval_s)
     elapsed_floor_s: float = 0.0  # elapsed shown before this snapshot: it never goes back
+    history_complete: bool = True  # False: events and curves hold only the tail of a long history
+    history_bytes: int = 0  # metrics.jsonl bytes read so far (with history_total_bytes: a progress)
+    history_total_bytes: int = 0
     taken_at: float = field(default_factory=time.time)
 
     def series(self, event: str, key: str) -> tuple[list[float], list[float]]:
@@ -253,7 +266,16 @@ class RunSnapshot(RunSummary):
 
 class RunFollower:
     """Incremental reader of one run folder, making :class:`RunSnapshot` s. One thread at a
-    time uses it (the app's watcher)."""
+    time uses it (the app's watcher).
+
+    A long history (``metrics.jsonl`` ≥ :data:`PREVIEW_MIN_BYTES`) is read in two passes: the
+    first :meth:`poll` reads only its last :data:`PREVIEW_TAIL_BYTES` — what the panels show
+    (latest step, losses, tokens/s, elapsed, samples) is all in there, so a 100,000-step run
+    is shown as fast as a 1,000-step one — and makes snapshots with ``history_complete=False``;
+    the following polls read the whole file from the start, :data:`HISTORY_CHUNK_BYTES` at a
+    time (:attr:`catching_up` is True meanwhile: poll again at once), and swap it in when it
+    reaches the tail. Lines appended meanwhile are read after the swap, as usual.
+    """
 
     def __init__(self, run: RunDir, proc: subprocess.Popen | None = None):
         self.run = run
@@ -272,6 +294,15 @@ class RunFollower:
         self.elapsed_floor_s = 0.0
         self._sigs: dict[str, tuple[float, int] | None] = {}
         self._config_read = False
+        self._history: RunFollower | None = None  # the whole history, being read behind a tail preview
+        self._history_collapse = False  # it holds a resume event: collapse at the swap
+        self._history_total = 0  # bytes of metrics.jsonl the preview ended at
+        self._first_read = True
+
+    @property
+    def catching_up(self) -> bool:
+        """True while the whole history is being read behind a tail preview."""
+        return self._history is not None
 
     @property
     def live(self) -> bool:
@@ -299,16 +330,15 @@ class RunFollower:
             train = (read_json(self.run.config_path) or {}).get("train")
             every = train.get("eval_every") if isinstance(train, dict) else None
             self.eval_every = every if isinstance(every, int) and every > 0 else None
-        if self._changed("metrics", self.run.metrics_path) or live:
-            new, self.offset = read_jsonl(self.run.metrics_path, self.offset)
-            if new:
-                if any(e.get("event") == "resume" for e in new):
-                    self.events = collapse_resumes(self.events + new)
-                    self._reindex()
-                else:
-                    self.events.extend(new)
-                    self._index(new)
+        if self._history is not None:
+            changed |= self._read_history()
+        elif self._changed("metrics", self.run.metrics_path) or live:
+            if self._first_read and self._preview():
                 changed = True
+            else:
+                new, self.offset = read_jsonl(self.run.metrics_path, self.offset)
+                changed |= self._add(new)
+            self._first_read = False
         if self._changed("run", self.run.run_path) or live:
             info = self.run.read_run()
             if not info and self.proc is not None and self.proc.poll() is not None:
@@ -324,6 +354,56 @@ class RunFollower:
         if changed:
             self.version += 1
         return changed
+
+    def _add(self, new: list[dict[str, Any]]) -> bool:
+        """Index events read after the ones held; True when there were any."""
+        if not new:
+            return False
+        if any(e.get("event") == "resume" for e in new):
+            self.events = collapse_resumes(self.events + new)
+            self._reindex()
+        else:
+            self.events.extend(new)
+            self._index(new)
+        return True
+
+    def _preview(self) -> bool:
+        """First read of a long history: its tail only, and start reading the whole of it."""
+        path = self.run.metrics_path
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return False
+        if size < PREVIEW_MIN_BYTES:
+            return False
+        new, self.offset = read_jsonl_tail(path, PREVIEW_TAIL_BYTES)
+        self._add(collapse_resumes(new) if any(e.get("event") == "resume" for e in new) else new)
+        self._history = RunFollower(self.run)
+        self._history_total = self.offset
+        return True
+
+    def _read_history(self) -> bool:
+        """One chunk of the whole history; at its end, swap it in. True when swapped."""
+        h = self._history
+        assert h is not None
+        before = h.offset
+        new, h.offset = read_jsonl(self.run.metrics_path, h.offset, min(HISTORY_CHUNK_BYTES,
+                                                                         max(1, self._history_total - h.offset)))
+        if any(e.get("event") == "resume" for e in new):
+            self._history_collapse = True
+        h.events.extend(new)
+        h._index(new)
+        if before < h.offset < self._history_total:
+            return False  # more to read (no progress: the file changed under us; take what is read)
+        self._history = None
+        self.events, self.offset = h.events, h.offset
+        if self._history_collapse:
+            self.events = collapse_resumes(self.events)
+        self.curves, self.lasts, self.recent_samples = h.curves, h.lasts, h.recent_samples
+        self.evaluation, self.eval_times = h.evaluation, h.eval_times
+        if self._history_collapse:
+            self._reindex()
+        return True
 
     def fail(self, message: str) -> bool:
         """Show ``message`` instead of the run's status; True when that is new."""
@@ -380,7 +460,9 @@ class RunFollower:
                            log_tail=self.log_tail, gpu=gpu, lasts=dict(self.lasts),
                            recent_samples=tuple(self.recent_samples), evaluation=self.evaluation,
                            eval_every=self.eval_every, eval_times=tuple(self.eval_times),
-                           elapsed_floor_s=self.elapsed_floor_s)
+                           elapsed_floor_s=self.elapsed_floor_s, history_complete=self._history is None,
+                           history_bytes=self._history.offset if self._history else self.offset,
+                           history_total_bytes=self._history_total if self._history else self.offset)
         self.elapsed_floor_s = snap.elapsed_s() or self.elapsed_floor_s
         return snap
 

@@ -181,8 +181,8 @@ class CompareScreen(Screen):
 
     def _callback(self, run: RunDir | None, snap: RunSnapshot | None) -> None:
         """In the watcher's thread: read ``config.json`` (once) and compute the record."""
-        if run is None or snap is None:
-            return
+        if run is None or snap is None or not snap.history_complete:
+            return  # a long history's tail alone would give a wrong record and a cut curve
         config = self.configs.get(str(run.path)) or run.read_config() or {}
         record = record_of(run, snap.info, config, snap.events, self.price)
         self.post_message(CompareUpdated(run, snap, config, record))

@@ -107,7 +107,8 @@ class MainScreen(Screen):
         self.launched_procs: list[Any] = []  # every process this screen launched, reaped when it ends
         self.counts: dict[str, dict[str, Any]] = {}  # from `tui-lab list --json`, in the background
         self.counts_state = "loading"
-        self.watcher = RunWatcher(lambda run, snap: self.post_message(RunUpdated(run, snap)))
+        self.watcher = RunWatcher(lambda run, snap: self.post_message(RunUpdated(run, snap)), wait_for_display=True)
+        self.tail_on_screen_pending = False  # a long history's tail is drawn: tell the watcher once displayed
         self.scanner: StoreScanner | None = None
         self._reaper: Any = None  # a 1 s timer, only while launched processes live
         self._detail_key: object = None
@@ -577,6 +578,8 @@ class MainScreen(Screen):
                 snap = self._as_resuming(snap)
         self.snapshot = snap
         self.draw(snap)
+        if snap is not None and not snap.history_complete:
+            self.tail_on_screen_pending = True  # the app's post_display_hook tells the watcher
 
     def _scan_if_stale(self, snap: RunSnapshot) -> None:
         """The run panel reads run.json every 0.25 s, the tables every store scan (2 s): when the
@@ -609,18 +612,27 @@ class MainScreen(Screen):
             return
         self._tab_drawn[tab] = key
 
+        partial = snap is not None and not snap.history_complete
+        empty = (f"reading the run's history ({snap.history_total_bytes / 1e6:.0f} MB)…" if partial and snap
+                 else "no data yet")
+
         def series(event: str, name: str) -> tuple[list[float], list[float]]:
-            return snap.series(event, name) if snap else ([], [])
+            # a long history's tail alone would plot a cut curve: nothing until the whole is read
+            return snap.series(event, name) if snap and not partial else ([], [])
 
         from ..widgets.plots import CurvePlot  # imported once the panels are mounted
 
         if tab == "tab-curves":
             self.query_one("#loss-plot", CurvePlot).set_series(
-                [("train", *series("train", "train_loss")), ("val", *series("eval", "val_loss"))], key)
-            self.query_one("#ppl-plot", CurvePlot).set_series([("val ppl", *series("eval", "val_ppl"))], key)
+                [("train", *series("train", "train_loss")), ("val", *series("eval", "val_loss"))], key,
+                empty_message=empty)
+            self.query_one("#ppl-plot", CurvePlot).set_series([("val ppl", *series("eval", "val_ppl"))], key,
+                                                              empty_message=empty)
         elif tab == "tab-lr":
-            self.query_one("#lr-plot", CurvePlot).set_series([("lr", *series("train", "lr"))], key)
-            self.query_one("#tps-plot", CurvePlot).set_series([("tokens/s", *series("train", "tokens_per_s"))], key)
+            self.query_one("#lr-plot", CurvePlot).set_series([("lr", *series("train", "lr"))], key,
+                                                             empty_message=empty)
+            self.query_one("#tps-plot", CurvePlot).set_series([("tokens/s", *series("train", "tokens_per_s"))], key,
+                                                              empty_message=empty)
         elif tab == "tab-log":
             self.query_one("#log", LogTail).show(snap.log_tail if snap else "")
         elif tab == "tab-samples":

@@ -144,6 +144,7 @@ class CurvePlot(PlotextPlot):
         self._strips: list[Strip] | None = None
         self._strips_key: object = None
         self.error: str | None = None  # the last build error, shown in the panel
+        self.empty_message = "no data yet"  # shown when no series has a point
 
     @property
     def series(self) -> list[Series]:
@@ -174,7 +175,7 @@ class CurvePlot(PlotextPlot):
             return self._message(width, height, "terminal too small for plots")
         points = self._points()
         if not any(xs for _, xs, _ in points):  # nothing to plot: no need for plotext
-            return self._message(width, height, "no data yet")
+            return self._message(width, height, self.empty_message)
         try:
             ansi = self._build_figure(points, width, height)
             return self._ansi_strips(ansi, width, height)
@@ -264,13 +265,16 @@ class CurvePlot(PlotextPlot):
     def on_resize(self) -> None:
         self.refresh()  # thinning and ticks depend on the size
 
-    def set_series(self, series: list[Series], key: object, colors: list[object] | None = None) -> None:
+    def set_series(self, series: list[Series], key: object, colors: list[object] | None = None,
+                   empty_message: str = "no data yet") -> None:
         """Plot ``series`` (label, xs, ys) unless ``key`` is the one already shown; ``colors``:
-        one plotext colour (name, 0-255 or an RGB tuple) per series."""
+        one plotext colour (name, 0-255 or an RGB tuple) per series; ``empty_message``: what
+        the panel says when no series has a point."""
         if key == self._key:
             return
         self._key = key
         self._series = series
+        self.empty_message = empty_message
         self.series_colors = colors
         if self._pending:
             return
