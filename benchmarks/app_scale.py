@@ -40,7 +40,8 @@ from pathlib import Path
 
 _CHILD = r"""
 import time; T0 = time.perf_counter()
-import asyncio, json, resource, sys
+import asyncio, gc, json, resource, sys
+gc.disable()  # as tui_lab.launch.main does on the way to the app (its first frame turns it back on)
 from pathlib import Path
 from tui_lab.config import load_experiments
 from tui_lab.app.app import TuiLabApp

@@ -160,3 +160,31 @@ async def test_quitting_before_the_counts_come_leaves_no_subprocess(tmp_path, mo
     finally:
         for p in lists():
             p.kill()
+
+
+async def test_the_garbage_collector_paused_for_start_up_is_back_on_after_the_first_frame(tmp_path, no_counts):
+    """`tui-lab` pauses the collector on the way to the first frame (tui_lab/launch.py); the
+    app's first frame must turn it back on, with start-up's objects frozen, or a long session
+    would never collect a cycle."""
+    import gc
+
+    path = tmp_path / "experiments.toml"
+    path.write_text(tiny_toml())
+    gc.disable()
+    try:
+        app = TuiLabApp(load_experiments(path, validate=False))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_tui_lab_without_an_experiments_file_hands_over_to_the_cli_with_the_collector_on(tmp_path):
+    code = ("import gc, sys; import tui_lab.cli as cli; cli.main = lambda: print('cli, gc on:', gc.isenabled()); "
+            "import tui_lab.launch as launch; sys.argv = ['tui-lab']; launch.main()")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cli, gc on: True"

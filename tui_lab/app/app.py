@@ -13,6 +13,7 @@ screen holds its own actions (:class:`~tui_lab.app.screens.main.MainScreen`).
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from textual.app import App
@@ -38,6 +39,7 @@ class TuiLabApp(App):
         self.notifier: StateNotifier | None = None  # notifications on run state changes (app/notify.py)
         self._last_scan = None  # the latest StoreScan, for the stall re-checks
         self.config_error: ConfigError | None = None  # set when the deferred validation fails
+        self._gc_paused = not gc.isenabled()  # tui_lab.launch paused it for start-up
 
     def get_default_screen(self) -> MainScreen:
         """The main screen is the app's default screen (the bottom of the stack: no blank
@@ -52,7 +54,14 @@ class TuiLabApp(App):
         mounting what that frame did not show (:meth:`MainScreen.mount_panels`) at once,
         rather than when the screen is next idle (a busy first second can delay that by
         a few frames). It also tells the run watcher when the tail of a long history it posted
-        is on screen, so that it reads the rest only then."""
+        is on screen, so that it reads the rest only then. The first frame also ends the pause
+        of the garbage collector that :mod:`tui_lab.launch` starts with (when the app was made
+        with it paused): what start-up allocated is frozen (:func:`gc.freeze`: never scanned
+        again) and collection resumes."""
+        if self._gc_paused:
+            self._gc_paused = False
+            gc.freeze()
+            gc.enable()
         screen = self.screen
         if isinstance(screen, MainScreen):
             if not screen.panels_started:

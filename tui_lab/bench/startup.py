@@ -5,8 +5,9 @@ frame is the first screen update Textual displays (its ``post_display_hook``) of
 with widgets on it — what a terminal would show. ``*_idle_s``: until the first
 ``pilot.pause()`` returns (the app has also handled what it queued after that frame,
 e.g. tui-lab's deferred config validation). The tui-lab side goes
-the way ``tui-lab`` with no command goes (:mod:`tui_lab.launch`): read the experiments
-file (validated right after the first frame), import the app, open it (the background ``tui-lab list --json`` count is
+the way ``tui-lab`` with no command goes (:mod:`tui_lab.launch`): pause the garbage
+collector, read the experiments file (validated right after the first frame), import the
+app, open it (the background ``tui-lab list --json`` count is
 off, it never blocks the first frame). The bare app is the framework's floor: a Header, a
 DataTable with one row, a Static and a Footer.
 
@@ -39,7 +40,8 @@ def post_display_hook(self):  # Textual calls it after every screen update it di
 
 _TUI_LAB = """\
 import time; t0 = time.perf_counter()
-import asyncio, sys
+import asyncio, gc, sys
+gc.disable()  # as tui_lab.launch.main does on the way to the app (its first frame turns it back on)
 from pathlib import Path
 import tui_lab.launch
 from tui_lab.config import load_experiments
