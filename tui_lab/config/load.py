@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -38,6 +37,8 @@ class ConfigError(TuiLabError):
 
 def default_experiments_text() -> str:
     """The ``experiments.toml`` shipped inside the package (written by ``tui-lab init``)."""
+    from importlib import resources  # here: it imports tempfile, shutil, lzma… (≈ 6 ms of every start)
+
     return resources.files("tui_lab.config").joinpath("default_experiments.toml").read_text("utf-8")
 
 

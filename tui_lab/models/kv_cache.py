@@ -16,10 +16,11 @@ Two caches with one interface (``length``, ``reset``, ``positions``, ``update``,
   and of the equivalence tests: the same preallocated buffers, but each step attends to
   the slice ``[:length]`` (a shape that grows by one every token, so no graph capture).
 
-  Eager decoding (``capturable=False``, the default) reads only the filled slots
-  ``[:length + T]`` — the host knows ``length`` — so attention costs what the tokens so far
-  cost, not what ``max_seq_len`` costs: on a CPU the same work as :class:`SlicedKVCache`
-  (``tui-lab bench``: 0.99–1.04× its tokens/s at exp3). Same buffers, same writes, same tokens.
+  Eager decoding (``capturable=False``, the default) writes at the host's position and
+  reads only the filled slots ``[:length + T]`` — the host knows ``length`` — so attention
+  costs what the tokens so far cost, not what ``max_seq_len`` costs: on a CPU the same
+  operations as :class:`SlicedKVCache` (``tui-lab bench``: 0.96–1.04× its tokens/s at exp3,
+  a tie within the noise of one run). Same buffers, same slots, same tokens.
 
 ``length`` is the host's count of cached tokens (the model's input checks and the
 sliding window use it; with ``capturable=True`` it is never read inside a decode step).
@@ -36,7 +37,8 @@ class KVCache:
 
     Shapes: ``k [L, B, Hk, S, Dk]``, ``v [L, B, H, S, Dv]`` with S = ``max_len``; ``Hk`` may
     be 1 (one key shared by all heads, as exp7's rope-only keys), broadcast when used.
-    ``pos`` (device, 0-d int64) is the absolute position of the next token.
+    ``pos`` (device, 0-d int64) is the absolute position of the next token (kept in both
+    modes; only a ``capturable`` step reads it).
     ``capturable``: attend over all S slots (fixed shapes, for ``torch.compile`` / CUDA
     graphs) instead of the filled ``[:length + T]`` (eager decoding, the default).
 
@@ -76,7 +78,10 @@ class KVCache:
         """Absolute positions ``[t]`` (device) of the next ``t`` tokens; also prepares the
         additive ``[t, S]`` mask (0 where the query at p sees key 0 … p, -inf after) used by
         every layer of this step."""
-        q_pos = self.pos + torch.arange(t, device=self.pos.device)
+        if self.capturable:  # the position read on the device: no host value inside a captured step
+            q_pos = self.pos + torch.arange(t, device=self.pos.device)
+        else:  # eager: the host knows it (one op fewer per step)
+            q_pos = torch.arange(self.length, self.length + t, device=self.pos.device)
         self._q_pos = q_pos
         if t == 1 and not self.capturable:  # one query over the filled slots sees them all
             return q_pos
@@ -90,13 +95,15 @@ class KVCache:
         return the keys ``[B, Hk, S', Dk]``, values ``[B, H, S', Dv]`` and the mask ``[T, S']``
         with S' = S when ``capturable``, else ``length + T`` (the filled slots; then a single
         query, which sees every filled slot, gets no mask: None)."""
-        self.k[layer].index_copy_(2, self._q_pos, k.to(self.k.dtype))
-        self.v[layer].index_copy_(2, self._q_pos, v.to(self.v.dtype))
-        if self.capturable:
+        if self.capturable:  # written at the device position
+            self.k[layer].index_copy_(2, self._q_pos, k.to(self.k.dtype))
+            self.v[layer].index_copy_(2, self._q_pos, v.to(self.v.dtype))
             return self.k[layer], self.v[layer], self._mask
-        t = k.size(2)
-        n = self.length + t
-        return self.k[layer][:, :, :n], self.v[layer][:, :, :n], (None if t == 1 else self._mask[:, :n])
+        s, t = self.length, k.size(2)  # eager: at the host position, the same slots
+        n = s + t
+        self.k[layer, :, :, s:n] = k
+        self.v[layer, :, :, s:n] = v
+        return self.k[layer, :, :, :n], self.v[layer, :, :, :n], (None if t == 1 else self._mask[:, :n])
 
     def commit(self, t: int) -> None:
         """``pos += t`` on the device (the end of a forward pass)."""
