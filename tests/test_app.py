@@ -951,3 +951,26 @@ def test_the_watcher_reads_a_long_history_after_its_tail_is_on_screen(tmp_path, 
         assert len(posted[-1].series("train", "train_loss")[0]) == 3_000
     finally:
         watcher.stop()
+
+
+async def test_the_runs_list_shows_the_step_the_run_panel_shows(tmp_path):
+    """run.json has the step of the last evaluation only; the runs list must not show step 0
+    beside a panel at step 50 (one step figure on screen)."""
+    from tui_lab.app.widgets import RunsTable
+
+    cfg = load_experiments(write_config(tmp_path))
+    run = live_run(tmp_path / "runs")
+    atomic_write_json(run.run_path, {**run.read_run(), "step": 0})
+    writer = MetricsWriter(run.metrics_path)
+    writer.write("start", step=0, total_steps=1000)
+    app = TuiLabApp(cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        table = main_screen(app).query_one("#runs", RunsTable)
+        for step in (10, 50):
+            writer.write("train", step=step, epoch=0, train_loss=4.0, lr=1e-3, tokens_seen=step * 256,
+                         tokens_per_s=2000.0, elapsed_s=step / 10)
+            await wait_for(pilot, lambda: f"{step}/1,000" in stats_text(app), what=f"the panel at step {step}")
+            await wait_for(pilot, lambda: str(table.get_row(str(run.path))[2]).strip() == str(step),
+                           what=f"the runs list at step {step}")
+        writer.close()

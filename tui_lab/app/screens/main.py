@@ -578,6 +578,8 @@ class MainScreen(Screen):
                 snap = self._as_resuming(snap)
         self.snapshot = snap
         self.draw(snap)
+        if snap is not None:
+            self.query_one("#runs", RunsTable).show_step(snap.run.path, snap.progress()[0])
         if snap is not None and not snap.history_complete:
             self.tail_on_screen_pending = True  # the app's post_display_hook tells the watcher
 

@@ -39,6 +39,7 @@ class RunsTable(DataTable):
         self.compact = False
         self._selected: str | None = None
         self.marked: set[str] = set()  # paths of the marked runs (of any experiment)
+        self.live_steps: dict[str, int] = {}  # path -> the step the run panel last showed
 
     def on_mount(self) -> None:
         self._build()
@@ -49,7 +50,10 @@ class RunsTable(DataTable):
         return list(COLUMNS)
 
     def _cells(self, s: RunSummary) -> list[Text]:
-        step = s.info.get("step")
+        step = s.info.get("step")  # run.json's, written at each evaluation
+        live = self.live_steps.get(str(s.run.path))
+        if live is not None and (not isinstance(step, int) or live > step):
+            step = live  # the panel's (metrics.jsonl, every logged step): one step figure on screen
         mark = str(s.run.path) in self.marked
         cells = {"run": Text.assemble((MARK if mark else " ", "bold"), run_label(s.run.run_id)), "status": Text(s.status, style=status_style(s.status)),
                  "step": Text(f"{step:,}" if isinstance(step, int) else "-", justify="right"),
@@ -71,6 +75,19 @@ class RunsTable(DataTable):
         if compact != self.compact:
             self.compact = compact
             self._build()
+
+    def show_step(self, path: Path, step: int) -> None:
+        """The run panel shows ``path`` at ``step``: its row shows it too (run.json, which the
+        rows are read from, has the step of the last evaluation only)."""
+        key = str(path)
+        if self.live_steps.get(key) == step:
+            return
+        self.live_steps[key] = step
+        if key in self.paths and not self.compact:
+            summary = next((s for s in self.runs if str(s.run.path) == key), None)
+            if summary is not None:
+                cells = dict(zip([k for _, k in self._columns()], self._cells(summary)))
+                self.update_cell(key, "step", cells["step"], update_width=True)
 
     def set_runs(self, runs: list[RunSummary], selected: Path | None, marked: set[str] | None = None) -> bool:
         """Show ``runs`` (given oldest first, shown newest first) with the cursor on
