@@ -10,11 +10,11 @@ Textual app).
 from __future__ import annotations
 
 from .decode import bench_decode
-from .startup import bench_startup
+from .startup import STARTUP_REPEATS, bench_startup
 from .stats import MIN_REPEATS
 from .tokenize import bench_tokenize
 from .training import (PEAK_BF16_FLOPS, bench_training, device_peak, logits_loss, reference_model, time_training,
                        training_timer)
 
-__all__ = ["MIN_REPEATS", "PEAK_BF16_FLOPS", "bench_decode", "bench_startup", "bench_tokenize", "bench_training",
+__all__ = ["MIN_REPEATS", "PEAK_BF16_FLOPS", "STARTUP_REPEATS", "bench_decode", "bench_startup", "bench_tokenize", "bench_training",
            "device_peak", "logits_loss", "reference_model", "time_training", "training_timer"]

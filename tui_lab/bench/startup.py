@@ -28,7 +28,10 @@ from typing import Any
 
 from .stats import alternate, put, ratio
 
-STARTUP_REPEATS = 5
+STARTUP_REPEATS = 11
+"""Launches of each app at least: a launch takes ≈ 0.3 s, and with 5 the median of the bare
+app alone moved by ±15 % between runs on the project's 2-core machine (ratios 1.40–1.64 for
+the same code); 11 cost ≈ 7 s more."""
 
 _FRAME_HOOK = """\
 def post_display_hook(self):  # Textual calls it after every screen update it displays
@@ -115,7 +118,7 @@ def _launch(script: str, info: dict[str, Any]) -> float:
 
 
 def bench_startup(config_path: str, repeats: int = STARTUP_REPEATS) -> dict[str, Any]:
-    """``tui-lab`` vs a bare Textual app, ``repeats`` (≥ 5 by default) alternating launches each.
+    """``tui-lab`` vs a bare Textual app, ``repeats`` (:data:`STARTUP_REPEATS` by default) alternating launches each.
 
     Returns ``startup_first_frame_s`` / ``bare_textual_first_frame_s`` (medians, ``_min``,
     ``_max``, ``_runs``), the same from inside the process (``*_in_process_s``), their ratio

@@ -21,7 +21,7 @@ def bench_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default: the experiment's (at most 8 on a CPU)."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Default: model.max_seq_len."),
     steps: int = typer.Option(5, "--steps", min=1, help="Timed training steps per model and repetition (after 2 warm-up steps)."),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="Alternating repetitions per figure (medians; start-up: at least 5)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Alternating repetitions per figure (medians; start-up: at least 11 launches each)."),
     context: int = typer.Option(256, "--context", help="Prompt tokens before decoding."),
     new_tokens: int = typer.Option(64, "--new-tokens"),
     skip: Optional[list[str]] = typer.Option(None, "--skip", metavar="PART", help="train, decode, tokenize or startup (repeatable)."),
@@ -38,7 +38,7 @@ def bench_cmd(
 
     import torch
 
-    from ..bench import bench_decode, bench_startup, bench_tokenize, bench_training
+    from ..bench import STARTUP_REPEATS, bench_decode, bench_startup, bench_tokenize, bench_training
     from ..config import ConfigError
     from ..errors import TuiLabError
     from ..device import resolve_device
@@ -81,7 +81,7 @@ def bench_cmd(
         _show(say, result["tokenize"])
     if "startup" not in skip:
         say.print("start-up: tui-lab vs a bare Textual app, alternating …")
-        result["startup"] = bench_startup(str(cfg.path), max(5, repeats))
+        result["startup"] = bench_startup(str(cfg.path), max(STARTUP_REPEATS, repeats))
         _show(say, result["startup"])
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if as_json:
