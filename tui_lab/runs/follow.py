@@ -114,8 +114,7 @@ class RunSnapshot(RunSummary):
     eval_times: tuple[float, ...] = ()  # seconds the latest evaluations took (eval_s)
     elapsed_floor_s: float = 0.0  # elapsed shown before this snapshot: it never goes back
     history_complete: bool = True  # False: events and curves hold only the tail of a long history
-    history_bytes: int = 0  # metrics.jsonl bytes read so far (with history_total_bytes: a progress)
-    history_total_bytes: int = 0
+    history_total_bytes: int = 0  # the size of that history (metrics.jsonl bytes) when not complete
     taken_at: float = field(default_factory=time.time)
 
     def series(self, event: str, key: str) -> tuple[list[float], list[float]]:
@@ -377,7 +376,7 @@ class RunFollower:
         if size < PREVIEW_MIN_BYTES:
             return False
         new, self.offset = read_jsonl_tail(path, PREVIEW_TAIL_BYTES)
-        self._add(collapse_resumes(new) if any(e.get("event") == "resume" for e in new) else new)
+        self._add(new)
         self._history = RunFollower(self.run)
         self._history_total = self.offset
         return True
@@ -461,8 +460,7 @@ class RunFollower:
                            recent_samples=tuple(self.recent_samples), evaluation=self.evaluation,
                            eval_every=self.eval_every, eval_times=tuple(self.eval_times),
                            elapsed_floor_s=self.elapsed_floor_s, history_complete=self._history is None,
-                           history_bytes=self._history.offset if self._history else self.offset,
-                           history_total_bytes=self._history_total if self._history else self.offset)
+                           history_total_bytes=self._history_total if self._history else 0)
         self.elapsed_floor_s = snap.elapsed_s() or self.elapsed_floor_s
         return snap
 

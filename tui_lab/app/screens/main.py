@@ -615,8 +615,8 @@ class MainScreen(Screen):
         self._tab_drawn[tab] = key
 
         partial = snap is not None and not snap.history_complete
-        empty = (f"reading the run's history ({snap.history_total_bytes / 1e6:.0f} MB)…" if partial and snap
-                 else "no data yet")
+        mb = snap.history_total_bytes / 1e6 if snap else 0.0
+        empty = (f"reading the run's history ({mb:.{0 if mb >= 10 else 1}f} MB)…" if partial else "no data yet")
 
         def series(event: str, name: str) -> tuple[list[float], list[float]]:
             # a long history's tail alone would plot a cut curve: nothing until the whole is read
