@@ -96,11 +96,15 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _launch(script: str, info: dict[str, Any]) -> float:
-    """Run ``script`` in a fresh interpreter; seconds from start to its FRAME line."""
+def _launch(script: str, info: dict[str, Any], pythonpath: str | None = None) -> float:
+    """Run ``script`` in a fresh interpreter (``pythonpath``: a tree to import tui_lab from);
+    seconds from start to its FRAME line."""
+    env = _child_env()
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_child_env())
+                            env=env)
     line = ""
     assert proc.stdout is not None
     for line in proc.stdout:

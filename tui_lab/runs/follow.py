@@ -395,13 +395,13 @@ class RunFollower:
         if before < h.offset < self._history_total:
             return False  # more to read (no progress: the file changed under us; take what is read)
         self._history = None
-        self.events, self.offset = h.events, h.offset
-        if self._history_collapse:
-            self.events = collapse_resumes(self.events)
-        self.curves, self.lasts, self.recent_samples = h.curves, h.lasts, h.recent_samples
-        self.evaluation, self.eval_times = h.evaluation, h.eval_times
-        if self._history_collapse:
+        self.offset = h.offset
+        if self._history_collapse:  # resumed runs: index the surviving events afresh
+            self.events = collapse_resumes(h.events)
             self._reindex()
+        else:  # the history's own index, built piece by piece
+            self.events, self.curves, self.lasts = h.events, h.curves, h.lasts
+            self.recent_samples, self.evaluation, self.eval_times = h.recent_samples, h.evaluation, h.eval_times
         return True
 
     def fail(self, message: str) -> bool:

@@ -614,15 +614,15 @@ class MainScreen(Screen):
             return
         self._tab_drawn[tab] = key
 
+        from ..widgets.plots import NO_DATA, CurvePlot  # imported once the panels are mounted
+
         partial = snap is not None and not snap.history_complete
         mb = snap.history_total_bytes / 1e6 if snap else 0.0
-        empty = (f"reading the run's history ({mb:.{0 if mb >= 10 else 1}f} MB)…" if partial else "no data yet")
+        empty = f"reading the run's history ({mb:.{0 if mb >= 10 else 1}f} MB)…" if partial else NO_DATA
 
         def series(event: str, name: str) -> tuple[list[float], list[float]]:
             # a long history's tail alone would plot a cut curve: nothing until the whole is read
             return snap.series(event, name) if snap and not partial else ([], [])
-
-        from ..widgets.plots import CurvePlot  # imported once the panels are mounted
 
         if tab == "tab-curves":
             self.query_one("#loss-plot", CurvePlot).set_series(

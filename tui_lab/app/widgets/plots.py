@@ -27,6 +27,8 @@ MAX_POINTS = 600
 MAX_ABS = 1e300
 """Values beyond ±this (a diverged run's loss) are drawn at ±this, so axis arithmetic stays finite."""
 MIN_WIDTH, MIN_HEIGHT = 16, 6
+NO_DATA = "no data yet"
+"""What a plot says when no series has a point (unless :meth:`CurvePlot.set_series` says otherwise)."""
 """Smaller than this (cells), the panel says the terminal is too small instead of plotting."""
 
 Series = tuple[str, list[float], list[float]]
@@ -144,7 +146,7 @@ class CurvePlot(PlotextPlot):
         self._strips: list[Strip] | None = None
         self._strips_key: object = None
         self.error: str | None = None  # the last build error, shown in the panel
-        self.empty_message = "no data yet"  # shown when no series has a point
+        self.empty_message = NO_DATA  # shown when no series has a point
 
     @property
     def series(self) -> list[Series]:
@@ -266,7 +268,7 @@ class CurvePlot(PlotextPlot):
         self.refresh()  # thinning and ticks depend on the size
 
     def set_series(self, series: list[Series], key: object, colors: list[object] | None = None,
-                   empty_message: str = "no data yet") -> None:
+                   empty_message: str = NO_DATA) -> None:
         """Plot ``series`` (label, xs, ys) unless ``key`` is the one already shown; ``colors``:
         one plotext colour (name, 0-255 or an RGB tuple) per series; ``empty_message``: what
         the panel says when no series has a point."""
